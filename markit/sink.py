@@ -1,0 +1,147 @@
+"""Where archive bytes go: a file written atomically, or a stream such as stdout.
+
+A :class:`FileSink` writes to a temporary file beside the target and links it
+into place only when the archive is complete; :meth:`Sink.abort` removes the
+temporary file, so an error, a full disk or Ctrl-C leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Sequence
+
+from markit.errors import OutputError
+
+__all__ = ["FileSink", "Sink", "StreamSink", "check_destination", "output_error", "temp_name_prefix"]
+
+Buffer = bytes | bytearray | memoryview
+
+
+def temp_name_prefix(target: str) -> str:
+    """Temporary files for *target* start with this: hidden, and named after the target."""
+    return f".{os.path.basename(target)}.markit-"
+
+
+def check_destination(target: str, *, force: bool, what: str = "archive") -> str:
+    """The folder *target* goes into, after checking it can take *target*."""
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise OutputError(f"{folder}: the export folder does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: the export folder is not writable")
+    if os.path.lexists(target) and not force:
+        raise OutputError(f"{target}: the {what} already exists (use -f to overwrite it)")
+    if os.path.isdir(target) and what == "archive":
+        raise OutputError(f"{target}: is a folder, not an archive file")
+    return folder
+
+
+def _write_all(fd: int, buffers: Sequence[Buffer]) -> int:
+    """Write every buffer in order, with as few system calls as the kernel allows."""
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    total = sum(len(v) for v in views)
+    while views:
+        n = os.writev(fd, views[:1024])  # IOV_MAX is 1024 on Linux
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+    return total
+
+
+class Sink:
+    """Bytes written in order; :attr:`position` counts them."""
+
+    seekable = False
+    name = "-"
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.position = 0
+
+    def write(self, *buffers: Buffer) -> None:
+        """Append *buffers*."""
+        try:
+            self.position += _write_all(self.fd, buffers)
+        except OSError as error:
+            raise output_error(self.name, error) from None
+
+    def pwrite(self, data: bytes, offset: int) -> None:
+        """Overwrite bytes already written at *offset* (seekable sinks only)."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """The archive is complete."""
+
+    def abort(self) -> None:
+        """The archive will not be completed: undo what can be undone."""
+
+
+class StreamSink(Sink):
+    """A pipe, terminal or socket: written in order, never sought."""
+
+    def __init__(self, fd: int = 1, name: str = "stdout") -> None:
+        super().__init__(fd)
+        self.name = name
+
+
+class FileSink(Sink):
+    """A regular file, written under a temporary name and put in place on commit."""
+
+    seekable = True
+
+    def __init__(self, target: str, *, force: bool) -> None:
+        folder = check_destination(target, force=force)
+        self.target = os.path.abspath(target)
+        self.name = target
+        self.force = force
+        try:
+            fd, self.temp = tempfile.mkstemp(prefix=temp_name_prefix(target), suffix=".tmp", dir=folder)
+        except OSError as error:
+            raise output_error(folder, error) from None
+        super().__init__(fd)
+
+    def pwrite(self, data: bytes, offset: int) -> None:
+        try:
+            os.pwrite(self.fd, data, offset)
+        except OSError as error:
+            raise output_error(self.name, error) from None
+
+    def commit(self) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        try:
+            os.fchmod(self.fd, 0o666 & ~umask)
+            os.close(self.fd)
+            self.fd = -1
+            if self.force:
+                os.replace(self.temp, self.target)
+            else:
+                os.link(self.temp, self.target)  # fails if the target appeared meanwhile
+                os.unlink(self.temp)
+        except FileExistsError:
+            self.abort()
+            raise OutputError(f"{self.name}: the archive already exists (use -f to overwrite it)") from None
+        except OSError as error:
+            self.abort()
+            raise output_error(self.name, error) from None
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.temp)
+        except FileNotFoundError:
+            pass
+
+
+def output_error(name: str, error: OSError) -> OutputError:
+    if error.errno == errno.ENOSPC:
+        return OutputError(f"{name}: no space left on the device; nothing was kept")
+    if error.errno == errno.EPIPE:
+        return OutputError(f"{name}: the reading end of the pipe was closed")
+    return OutputError(f"{name}: cannot write ({error.strerror or error})")

@@ -1,0 +1,1 @@
+"""End-to-end tests that load archives into a real TorchServe (see torchserve.py)."""

@@ -1,0 +1,1 @@
+"""Helpers the tests share: tool virtualenvs, the example model's path."""

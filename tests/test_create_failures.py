@@ -1,0 +1,68 @@
+"""Failures in the middle of writing: disk full, Ctrl-C. Nothing may be left behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import markit.sink
+from markit import cli
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    monkeypatch.setattr(sys, "argv", ["markit", *argv])
+    with pytest.raises(SystemExit) as caught:
+        cli.main()
+    return int(caught.value.code or 0)
+
+
+@pytest.mark.parametrize("fmt", ["default", "tgz"])
+def test_disk_full_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    real = os.writev
+    calls = {"n": 0}
+
+    def full(fd: int, buffers: list[memoryview]) -> int:
+        calls["n"] += 1
+        if calls["n"] > (2 if fmt == "default" else 0):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, buffers)
+
+    monkeypatch.setattr(markit.sink.os, "writev", full)
+    code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
+                                  "--archive-format", fmt, "--export-path", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no space left on the device" in err and len(err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == ["squeezenet-like"]
+
+
+def test_ctrl_c_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    import markit.create
+
+    def interrupted(*args: object, **kw: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(markit.create, "pump", interrupted)
+    code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
+                                  "--export-path", str(tmp_path)])
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["squeezenet-like"]
+
+
+def test_ctrl_c_in_no_archive_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import markit.create
+
+    def interrupted(*args: object, **kw: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(markit.create, "pump", interrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
+                                  "--archive-format", "no-archive", "--export-path", str(out)])
+    assert code == 130 and os.listdir(out) == []
