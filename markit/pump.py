@@ -56,9 +56,7 @@ def pump(path: str, size: int, consume: Consumer, progress: Callable[[int], None
     except OSError as error:
         raise InputError(f"{path}: cannot open ({error.strerror})") from None
     try:
-        digest = _pump_fd(fd, size, consume, progress)
-    except OSError as error:
-        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+        digest = _pump_fd(fd, path, size, consume, progress)
     finally:
         os.close(fd)
     if digest.size != size:
@@ -66,14 +64,21 @@ def pump(path: str, size: int, consume: Consumer, progress: Callable[[int], None
     return digest
 
 
-def _pump_fd(fd: int, size: int, consume: Consumer, progress: Callable[[int], None] | None) -> Digest:
+def _read(fd: int, buffer: bytearray, path: str) -> int:
+    try:
+        return os.readv(fd, [buffer])
+    except OSError as error:  # only reading: a failing consumer raises its own error
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def _pump_fd(fd: int, path: str, size: int, consume: Consumer, progress: Callable[[int], None] | None) -> Digest:
     sha = hashlib.sha256()
     crc = 0
     done = 0
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     hasher = _hasher() if size > THREADED_FROM else None
-    while n := os.readv(fd, [buffer]):
+    while n := _read(fd, buffer, path):
         done += n
         if done > size:
             break

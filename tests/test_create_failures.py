@@ -66,3 +66,31 @@ def test_ctrl_c_in_no_archive_leaves_nothing(example: Path, tmp_path: Path, monk
     code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
                                   "--archive-format", "no-archive", "--export-path", str(out)])
     assert code == 130 and os.listdir(out) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 1 MiB tmpfs: a real full disk. Needs root (CI runs as root)."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode:
+        if os.environ.get("CI"):
+            pytest.fail("cannot mount a tmpfs in CI")
+        pytest.skip("cannot mount a tmpfs (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("fmt", ["default", "tgz", "no-archive"])
+def test_a_real_full_disk_leaves_nothing(example: Path, tiny_disk: Path, fmt: str) -> None:
+    from tests.conftest import run_markit
+
+    (example / "big.bin").write_bytes(os.urandom(3 << 20))
+    done = run_markit("create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
+                      "--archive-format", fmt, "--export-path", str(tiny_disk))
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "no space left on the device" in err and str(tiny_disk) in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert os.listdir(tiny_disk) == []
