@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Optional, ParamSpec
+from typing import Annotated, ParamSpec
 
 import typer
 
@@ -109,19 +109,19 @@ def _epoch() -> float | None:
 def create(
     model_name: Annotated[str, typer.Option("--model-name", help="Model name: the archive is MODEL_NAME.mar. Letters, digits, '_', '-', '.'; starts with a letter or digit.")],
     handler: Annotated[str, typer.Option("--handler", help="Handler: module[:function] (MMS style, e.g. handler:handle), a .py file (copied to the archive root), or a TorchServe built-in (image_classifier, ...).")],
-    model_path: Annotated[Optional[str], typer.Option("--model-path", help="Folder whose files (minus excluded ones) go to the archive root, subfolders kept.")] = None,
-    serialized_file: Annotated[Optional[str], typer.Option("--serialized-file", help="Weights file (.pt, .pth, .bin, ...): archive root, base name; recorded as model.serializedFile.")] = None,
-    model_file: Annotated[Optional[str], typer.Option("--model-file", help="Model definition .py: archive root; recorded as model.modelFile.")] = None,
-    extra_files: Annotated[Optional[str], typer.Option("--extra-files", help="Comma list of files, folders or globs: a file goes to the root by base name, a folder's contents to the root with subfolders kept.")] = None,
-    requirements_file: Annotated[Optional[str], typer.Option("--requirements-file", "-r", help="requirements.txt for the model: archive root; model.requirementsFile.")] = None,
-    config_file: Annotated[Optional[str], typer.Option("--config-file", "-c", help="Model config YAML: archive root; model.configFile.")] = None,
-    version: Annotated[Optional[str], typer.Option("--version", "-v", help="Model version, written as model.modelVersion (left out if not given).")] = None,
+    model_path: Annotated[str | None, typer.Option("--model-path", help="Folder whose files (minus excluded ones) go to the archive root, subfolders kept.")] = None,
+    serialized_file: Annotated[str | None, typer.Option("--serialized-file", help="Weights file (.pt, .pth, .bin, ...): archive root, base name; recorded as model.serializedFile.")] = None,
+    model_file: Annotated[str | None, typer.Option("--model-file", help="Model definition .py: archive root; recorded as model.modelFile.")] = None,
+    extra_files: Annotated[str | None, typer.Option("--extra-files", help="Comma list of files, folders or globs: a file goes to the root by base name, a folder's contents to the root with subfolders kept.")] = None,
+    requirements_file: Annotated[str | None, typer.Option("--requirements-file", "-r", help="requirements.txt for the model: archive root; model.requirementsFile.")] = None,
+    config_file: Annotated[str | None, typer.Option("--config-file", "-c", help="Model config YAML: archive root; model.configFile.")] = None,
+    version: Annotated[str | None, typer.Option("--version", "-v", help="Model version, written as model.modelVersion (left out if not given).")] = None,
     runtime: Annotated[Runtime, typer.Option("--runtime", help="Runtime written in the manifest.")] = Runtime.python,
-    export_path: Annotated[Optional[str], typer.Option("--export-path", help="Folder the archive is written to [default: current folder].")] = None,
-    archive_format: Annotated[Optional[ArchiveFormat], typer.Option("--archive-format", help="default: .mar zip, compressed as --compression says; zip-store: .mar, nothing compressed; tgz: .tar.gz under a MODEL_NAME/ top folder; no-archive: a folder. [default: from -o's name, else default]", show_default=False)] = None,
+    export_path: Annotated[str | None, typer.Option("--export-path", help="Folder the archive is written to [default: current folder].")] = None,
+    archive_format: Annotated[ArchiveFormat | None, typer.Option("--archive-format", help="default: .mar zip, compressed as --compression says; zip-store: .mar, nothing compressed; tgz: .tar.gz under a MODEL_NAME/ top folder; no-archive: a folder. [default: from -o's name, else default]", show_default=False)] = None,
     compression: Annotated[Compression, typer.Option("--compression", help="For the default format. auto: deflate code/text suffixes (.py .json .txt .yaml ...) and other files up to 1 MiB; store weights and compressed suffixes (.bin .pt .safetensors .onnx ...) and other files over 1 MiB. store / deflate: every file.")] = Compression.auto,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Archive path; '-' writes the archive to stdout (zip unless --archive-format tgz).")] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out files matching this glob (archive name, or any path component if the glob has no '/'). Repeatable.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Archive path; '-' writes the archive to stdout (zip unless --archive-format tgz).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Leave out files matching this glob (archive name, or any path component if the glob has no '/'). Repeatable.")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing archive.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (every file, included or excluded and why, and the manifest); write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan (with --dry-run) or the result as one JSON object on stdout.")] = False,

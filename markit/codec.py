@@ -9,7 +9,7 @@ every archive: isal when it imports, else zlib.
 from __future__ import annotations
 
 import zlib
-from typing import Protocol
+from typing import Protocol, cast
 
 try:
     from isal import isal_zlib as _fast
@@ -35,13 +35,13 @@ class Compressor(Protocol):
 def deflater() -> Compressor:
     """A raw-deflate compressor (no zlib header), as zip entries hold."""
     module = _fast if _fast is not None else zlib
-    return module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
+    return cast(Compressor, module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15))
 
 
 def gzipper() -> Compressor:
     """A gzip-stream compressor (header with mtime 0, CRC-32 and size trailer)."""
     module = _fast if _fast is not None else zlib
-    return module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, 31)
+    return cast(Compressor, module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, 31))
 
 
 def stored_blocks(data: memoryview, *, final: bool) -> list[bytes | memoryview]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
 from markit.errors import InputError, UsageError
 from markit.folderwriter import FolderWriter
 from markit.manifest import MANIFEST_NAME, parse_handler
 from markit.plan import Plan
 from markit.progress import Progress
-from markit.pump import Digest, digest_bytes, pump
+from markit.pump import Digest, Feed, digest_bytes, pump
 from markit.record import RECORD_NAME, RecordRow, format_record
 from markit.sink import FileSink, Sink, StreamSink
 from markit.snapshot import Input, expand, scan_input, split_extra_files
@@ -95,35 +96,53 @@ def _handler_file(sources: Sources) -> str | None:
     raise InputError(f"--handler {sources.handler}: handler file {spec.path} not found")
 
 
-def open_writer(plan: Plan, target: str | None, *, force: bool) -> tuple[object, Sink | None]:
-    """The writer for *plan*'s format, and the sink it writes to (None for a folder)."""
+class Writer(Protocol):
+    """What every format's writer does: take members, then close the archive."""
+
+    def add(self, name: str, size: int, mtime: float, mode: int, method: str, feed: Feed) -> Digest: ...
+    def finish(self) -> None: ...
+
+
+class Outcome(Protocol):
+    """Where the output becomes real, or disappears: a sink, or the folder writer."""
+
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def open_writer(plan: Plan, target: str | None, *, force: bool) -> tuple[Writer, Outcome, Sink | None]:
+    """The writer for *plan*'s format, what commits or aborts it, and its sink (None for a folder)."""
     if plan.archive_format == "no-archive":
         assert target is not None
-        return FolderWriter(target, force=force), None
+        folder = FolderWriter(target, force=force)
+        return folder, folder, None
     sink: Sink = StreamSink() if target is None else FileSink(target, force=force)
     if plan.archive_format == "tgz":
-        return TarWriter(sink, plan.model_name, plan.generated_mtime), sink
-    return ZipWriter(sink), sink
+        return TarWriter(sink, plan.model_name, plan.generated_mtime), sink, sink
+    return ZipWriter(sink), sink, sink
 
 
 def write_plan(plan: Plan, target: str | None, *, force: bool, progress: Progress) -> Written:
     """Write *plan* to *target* (None: stdout). On any failure, nothing is left behind."""
-    writer, sink = open_writer(plan, target, force=force)
-    done = sink or writer
+    writer, outcome, sink = open_writer(plan, target, force=force)
     try:
         rows = _write_members(plan, writer, progress)
-        writer.finish()  # type: ignore[attr-defined]
-        done.commit()  # type: ignore[union-attr]
+        writer.finish()
+        outcome.commit()
     except BaseException:
-        done.abort()  # type: ignore[union-attr]
+        outcome.abort()
         raise
     finally:
         progress.close()
     return Written(target or "-", len(rows) + 1, plan.total_size, sink.position if sink else 0)
 
 
-def _write_members(plan: Plan, writer: object, progress: Progress) -> list[RecordRow]:
-    add = writer.add  # type: ignore[attr-defined]
+def _file_feed(path: str, size: int, progress: Progress) -> Feed:
+    return lambda use: pump(path, size, use, progress.advance)
+
+
+def _write_members(plan: Plan, writer: Writer, progress: Progress) -> list[RecordRow]:
+    add = writer.add
     mtime = plan.generated_mtime
     rows: list[RecordRow] = []
 
@@ -134,8 +153,7 @@ def _write_members(plan: Plan, writer: object, progress: Progress) -> list[Recor
     row(MANIFEST_NAME, add(MANIFEST_NAME, len(data), mtime, 0o644, "deflate",
                            lambda use: digest_bytes(data, use)))
     for e in plan.entries:
-        row(e.name, add(e.name, e.size, e.mtime, e.mode, e.method,
-                        lambda use, e=e: pump(e.source, e.size, use, progress.advance)))
+        row(e.name, add(e.name, e.size, e.mtime, e.mode, e.method, _file_feed(e.source, e.size, progress)))
     record = format_record(rows)
     add(RECORD_NAME, len(record), mtime, 0o644, "deflate", lambda use: digest_bytes(record, use))
     return rows

@@ -96,7 +96,7 @@ def parse_handler(text: str) -> HandlerSpec:
         raise InputError(f"handler {text!r}: {function!r} is not a Python function name")
     is_path = head.endswith(".py") or "/" in head
     base = head.rsplit("/", 1)[-1]
-    module = base[:-3] if base.endswith(".py") else base
+    module = base.removesuffix(".py")
     if not _MODULE.match(module):
         raise InputError(f"handler {text!r}: {module!r} is not an importable module name")
     return HandlerSpec(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from markit.codec import crc32
@@ -83,7 +83,9 @@ def _pump_fd(fd: int, path: str, size: int, consume: Consumer, progress: Callabl
         if done > size:
             break
         chunk = view[:n]
-        hashed = hasher.submit(sha.update, chunk) if hasher else sha.update(chunk)
+        hashed = hasher.submit(sha.update, chunk) if hasher else None
+        if hashed is None:
+            sha.update(chunk)
         crc = crc32(chunk, crc)
         consume(chunk)
         if hashed is not None:

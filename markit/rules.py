@@ -23,15 +23,12 @@ RESERVED_DIR = "MAR-INF"  # markit writes its own; one in the input would clash 
 
 # Suffixes that hold text or code: deflate shrinks them 3-10x at negligible cost.
 DEFLATE_SUFFIXES = frozenset(
-    ".py .pyi .json .jsonl .txt .md .rst .csv .tsv .yaml .yml .toml .ini .cfg .conf .properties"
-    " .xml .html .htm .js .ts .sh .proto .pbtxt .vocab .merges .tiktoken .spm .sql .svg".split()
+    [".py", ".pyi", ".json", ".jsonl", ".txt", ".md", ".rst", ".csv", ".tsv", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".properties", ".xml", ".html", ".htm", ".js", ".ts", ".sh", ".proto", ".pbtxt", ".vocab", ".merges", ".tiktoken", ".spm", ".sql", ".svg"]
 )
 # Suffixes of weights and already-compressed data: deflate saves 0-7% on them at 30 MB/s
 # (zlib) where storing runs at disk speed, so they are stored.
 STORE_SUFFIXES = frozenset(
-    ".bin .pt .pth .ckpt .safetensors .params .onnx .pb .h5 .hdf5 .npy .npz .gguf .ggml .tflite"
-    " .engine .plan .trt .mlmodel .pkl .pickle .joblib .msgpack .model .zip .gz .tgz .bz2 .xz"
-    " .zst .7z .mar .jpg .jpeg .png .gif .webp .mp3 .mp4 .wav .flac .ogg".split()
+    [".bin", ".pt", ".pth", ".ckpt", ".safetensors", ".params", ".onnx", ".pb", ".h5", ".hdf5", ".npy", ".npz", ".gguf", ".ggml", ".tflite", ".engine", ".plan", ".trt", ".mlmodel", ".pkl", ".pickle", ".joblib", ".msgpack", ".model", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".mar", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".mp3", ".mp4", ".wav", ".flac", ".ogg"]
 )
 # A file with any other suffix is deflated up to this size and stored above it:
 # 1 MiB: deflating that much costs at most ~40 ms even with zlib, whatever the data.

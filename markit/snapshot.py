@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from markit.errors import InputError
 from markit.rules import excluded_name
 
-__all__ = ["Input", "SourceFile", "Skipped", "expand", "scan_input", "split_extra_files"]
+__all__ = ["Input", "Skipped", "SourceFile", "expand", "scan_input", "split_extra_files"]
 
 
 @dataclass(frozen=True)
