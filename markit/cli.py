@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -68,6 +69,7 @@ def reporting(command: Callable[P, None]) -> Callable[P, None]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, CI runners: clean up as for Ctrl-C
         try:
             command(*args, **kwargs)
         except MarkitError as error:
@@ -78,6 +80,10 @@ def reporting(command: Callable[P, None]) -> Callable[P, None]:
             raise typer.Exit(130) from None
 
     return run
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _version(value: bool) -> None:
@@ -145,6 +151,8 @@ def create(
         raise UsageError("give -o/--output or --export-path, not both")
     fmt = format_for_output(output, fmt) if output is not None else (fmt or "default")
     to_stdout = output == "-"
+    if to_stdout and not dry_run and sys.stdout.isatty():
+        raise UsageError("-o -: stdout is a terminal; redirect it to a file or a pipe, or give -o FILE")
     target = None if to_stdout else (output or os.path.join(export_path or ".", archive_filename(model_name, fmt)))
     if target is not None and not dry_run:
         check_destination(target, force=force, what="output folder" if fmt == "no-archive" else "archive")

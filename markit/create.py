@@ -57,7 +57,10 @@ def gather_inputs(sources: Sources) -> list[Input]:
     """Scan every input the user named, in the order torch-model-archiver copies them."""
     inputs: list[Input] = []
     if sources.model_path is not None:
-        inputs.append(scan_input("--model-path", sources.model_path))
+        model = scan_input("--model-path", sources.model_path)
+        if not model.is_dir:
+            raise InputError(f"--model-path {sources.model_path}: is a file, expected a folder")
+        inputs.append(model)
     for flag, value in (("--serialized-file", sources.serialized_file), ("--model-file", sources.model_file)):
         if value is not None:
             inputs.append(_single_file(flag, value))

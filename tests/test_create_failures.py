@@ -94,3 +94,30 @@ def test_a_real_full_disk_leaves_nothing(example: Path, tiny_disk: Path, fmt: st
     assert done.returncode == 1 and "no space left on the device" in err and str(tiny_disk) in err, err
     assert len(err.strip().splitlines()) == 1
     assert os.listdir(tiny_disk) == []
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_real_signal_mid_write_leaves_nothing(tmp_path: Path, signame: str) -> None:
+    import signal
+    import subprocess
+    import time
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "handler.py").write_text("def handle(d, c):\n    return d\n")
+    with open(model / "weights.bin", "wb") as f:
+        f.truncate(8 << 30)  # sparse: slow enough to interrupt, costs no disk to read
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "markit", "create", "--model-name", "m", "--model-path", str(model),
+                             "--handler", "handler:handle", "--export-path", str(out)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not os.listdir(out) and time.monotonic() < deadline:  # wait for the temporary file
+        time.sleep(0.05)
+    assert os.listdir(out), "markit never started writing"
+    time.sleep(0.3)
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted; nothing was kept" in err and b"Traceback" not in err
+    assert os.listdir(out) == []
