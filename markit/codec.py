@@ -16,7 +16,7 @@ try:
 except ImportError:  # pragma: no cover - isal is a declared dependency
     _fast = None  # type: ignore[assignment]
 
-__all__ = ["DEFLATE_LEVEL", "FINAL_STORED_BLOCK", "Compressor", "crc32", "deflater", "gzipper", "stored_blocks"]
+__all__ = ["DEFLATE_LEVEL", "FINAL_STORED_BLOCK", "Deflater", "crc32", "stored_blocks", "stored_size"]
 
 crc32 = _fast.crc32 if _fast is not None else zlib.crc32
 # isal level 2: float32 weights to 0.926 of their size at ~560 MB/s; zlib 9 reaches 0.928 at 25.
@@ -25,23 +25,42 @@ STORED_BLOCK_MAX = 0xFFFF
 FINAL_STORED_BLOCK = b"\x01\x00\x00\xff\xff"  # an empty block with BFINAL set
 
 
-class Compressor(Protocol):
+class _Compress(Protocol):
     """What zlib's and isal's compress objects share."""
 
     def compress(self, data: bytes | memoryview, /) -> bytes: ...
     def flush(self, mode: int = ..., /) -> bytes: ...
 
 
-def deflater() -> Compressor:
-    """A raw-deflate compressor (no zlib header), as zip entries hold."""
-    module = _fast if _fast is not None else zlib
-    return cast(Compressor, module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15))
+class Deflater:
+    """Raw deflate, a chunk at a time, never much larger than its input.
+
+    Each chunk is compressed and sync-flushed (byte-aligned, 5 bytes). If that came
+    out larger than the chunk as stored blocks, the stored blocks are sent instead:
+    back-references point into the uncompressed history, which is the same however
+    a chunk was sent, so the stream stays valid. On random bytes this costs 80 bytes
+    per MiB, where zlib 9 adds 320 and isal alone 378; on weights it costs ~0.003%.
+    """
+
+    def __init__(self) -> None:
+        module = _fast if _fast is not None else zlib
+        self._compress = cast(_Compress, module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15))
+
+    def compress(self, chunk: memoryview) -> list[bytes | memoryview]:
+        """*chunk*, deflated or stored, ending on a byte boundary."""
+        out = self._compress.compress(chunk) + self._compress.flush(zlib.Z_SYNC_FLUSH)
+        if len(out) > stored_size(len(chunk)):
+            return stored_blocks(chunk, final=False)
+        return [out]
+
+    def finish(self) -> bytes:
+        """The stream's last block."""
+        return self._compress.flush()
 
 
-def gzipper() -> Compressor:
-    """A gzip-stream compressor (header with mtime 0, CRC-32 and size trailer)."""
-    module = _fast if _fast is not None else zlib
-    return cast(Compressor, module.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, 31))
+def stored_size(size: int) -> int:
+    """Bytes *size* bytes take as stored blocks (without a final block)."""
+    return size + 5 * -(-size // STORED_BLOCK_MAX)
 
 
 def stored_blocks(data: memoryview, *, final: bool) -> list[bytes | memoryview]:

@@ -113,22 +113,31 @@ class Outcome(Protocol):
     def abort(self) -> None: ...
 
 
-def open_writer(plan: Plan, target: str | None, *, force: bool) -> tuple[Writer, Outcome, Sink | None]:
-    """The writer for *plan*'s format, what commits or aborts it, and its sink (None for a folder)."""
+def open_output(plan: Plan, target: str | None, *, force: bool) -> tuple[Outcome, Sink | None]:
+    """Where *plan*'s bytes go: a sink (file or stdout), or the folder writer for no-archive."""
     if plan.archive_format == "no-archive":
         assert target is not None
         folder = FolderWriter(target, force=force)
-        return folder, folder, None
+        return folder, None
     sink: Sink = StreamSink() if target is None else FileSink(target, force=force)
+    return sink, sink
+
+
+def make_writer(plan: Plan, outcome: Outcome, sink: Sink | None) -> Writer:
+    """The writer for *plan*'s format (it may write a header at once)."""
+    if sink is None:
+        assert isinstance(outcome, FolderWriter)
+        return outcome
     if plan.archive_format == "tgz":
-        return TarWriter(sink, plan.model_name, plan.generated_mtime), sink, sink
-    return ZipWriter(sink), sink, sink
+        return TarWriter(sink, plan.model_name, plan.generated_mtime)
+    return ZipWriter(sink)
 
 
 def write_plan(plan: Plan, target: str | None, *, force: bool, progress: Progress) -> Written:
     """Write *plan* to *target* (None: stdout). On any failure, nothing is left behind."""
-    writer, outcome, sink = open_writer(plan, target, force=force)
+    outcome, sink = open_output(plan, target, force=force)
     try:
+        writer = make_writer(plan, outcome, sink)
         rows = _write_members(plan, writer, progress)
         writer.finish()
         outcome.commit()

@@ -2,14 +2,15 @@
 
 TorchServe drops the first path component of every tar entry, so the archive
 holds ``<model-name>/...``. Headers come from the stdlib's ``tarfile`` (PAX
-format, owner fixed to 0/0 with no names); the data is gzipped on the way out.
+format, owner fixed to 0/0 with no names); the stream is deflated chunk by chunk (:class:`markit.codec.Deflater`) inside a gzip member whose header holds no time.
 """
 
 from __future__ import annotations
 
+import struct
 import tarfile
 
-from markit.codec import gzipper
+from markit.codec import Deflater, crc32
 from markit.pump import Digest, Feed
 from markit.sink import Sink
 
@@ -17,6 +18,9 @@ __all__ = ["TarWriter"]
 
 BLOCK = tarfile.BLOCKSIZE  # 512: tar pads every member to this
 RECORD = tarfile.RECORDSIZE  # 10240: tar pads the whole archive to this, as tarfile does
+# gzip member header: deflate, no flags, mtime 0 (reproducible), no extra flags, OS unix
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+SMALL = 64 << 10  # 64 KiB: smaller pieces (headers, padding, small files) are deflated together
 
 
 class TarWriter:
@@ -26,15 +30,29 @@ class TarWriter:
         self.sink = sink
         self.root = root
         self.mtime = mtime
-        self.gzip = gzipper()
+        self.deflater = Deflater()
+        self.pending = bytearray()  # headers and small pieces, deflated together
+        self.crc = 0  # of the uncompressed tar stream, for the gzip trailer
         self.written = 0  # uncompressed tar bytes
+        sink.write(GZIP_HEADER)
         self.folders: set[str] = set()
 
     def _out(self, data: bytes | memoryview) -> None:
         self.written += len(data)
-        out = self.gzip.compress(data)
-        if out:
-            self.sink.write(out)
+        self.crc = crc32(data, self.crc)
+        if len(data) < SMALL:
+            self.pending += data
+            if len(self.pending) < SMALL:
+                return
+            data = b""
+        self._flush_pending()
+        if data:
+            self.sink.write(*self.deflater.compress(memoryview(data)))
+
+    def _flush_pending(self) -> None:
+        if self.pending:
+            self.sink.write(*self.deflater.compress(memoryview(self.pending)))
+            self.pending = bytearray()
 
     def _header(self, name: str, kind: bytes, size: int, mtime: float, mode: int) -> None:
         info = tarfile.TarInfo(name)
@@ -71,4 +89,6 @@ class TarWriter:
         end = 2 * BLOCK
         end += -(self.written + end) % RECORD
         self._out(bytes(end))
-        self.sink.write(self.gzip.flush())
+        self._flush_pending()
+        trailer = struct.pack("<II", self.crc, self.written & 0xFFFFFFFF)
+        self.sink.write(self.deflater.finish(), trailer)

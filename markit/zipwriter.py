@@ -16,7 +16,7 @@ local headers) and by ``zipfile`` (which reads only the central directory):
 from __future__ import annotations
 
 from markit import zipformat as zf
-from markit.codec import FINAL_STORED_BLOCK, Compressor, deflater, stored_blocks
+from markit.codec import FINAL_STORED_BLOCK, Deflater, stored_blocks
 from markit.pump import Digest, Feed
 from markit.sink import Sink
 
@@ -71,9 +71,9 @@ class ZipWriter:
     def _data(self, method: str, feed: Feed) -> Digest:
         sink = self.sink
         if method == "deflate":
-            compressor = deflater()
-            digest = feed(lambda chunk: _deflate_chunk(sink, compressor, chunk))
-            sink.write(compressor.flush())
+            deflater = Deflater()
+            digest = feed(lambda chunk: sink.write(*deflater.compress(chunk)))
+            sink.write(deflater.finish())
         elif method == "blocks":
             digest = feed(lambda chunk: sink.write(*stored_blocks(chunk, final=False)))
             sink.write(FINAL_STORED_BLOCK)
@@ -86,11 +86,3 @@ class ZipWriter:
         start = self.sink.position
         self.sink.write(*(zf.central_header(m) for m in self.members))
         self.sink.write(zf.end_records(len(self.members), start, self.sink.position - start))
-
-
-def _deflate_chunk(sink: Sink, compressor: Compressor, chunk: memoryview) -> None:
-    out = compressor.compress(chunk)
-    if out:
-        sink.write(out)
-
-
