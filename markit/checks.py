@@ -13,21 +13,24 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from markit.manifest import BUILTIN_HANDLERS, MANIFEST_NAME, MODEL_NAME_RE, RUNTIMES
 from markit.errors import ArchiveError
+from markit.manifest import BUILTIN_HANDLERS, MANIFEST_NAME, MODEL_NAME_RE, RUNTIMES
 from markit.record import RECORD_NAME, RecordRow, parse_record
 from markit.rules import excluded_name
 
 __all__ = [
     "CODES",
     "ERROR",
+    "MANIFEST_MAX",
+    "RECORD_MAX",
     "WARNING",
     "ArchiveFacts",
     "Limits",
     "MemberFacts",
     "Problem",
+    "captured_name",
     "check_archive",
     "check_duplicates",
     "check_kinds",
@@ -69,11 +72,13 @@ CODES: Mapping[str, str] = {
     "torchserve-incompatible": WARNING,
 }
 
+MANIFEST_MAX = 1 << 20  # 1 MiB: a manifest is under 1 KiB; more is not a manifest
+RECORD_MAX = 32 << 20  # 32 MiB: a row is ~150 bytes, so ~220,000 files, over the --max-entries default
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _RATIO_FROM = 1 << 20  # ratios are judged only for entries that declare more than 1 MiB
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with an archive."""
 
@@ -111,23 +116,33 @@ class Limits:
     """Uncompressed / compressed bytes of one entry (zip) or of the whole stream (tar.gz).
     Deflate cannot exceed 1032:1, so a higher declared ratio is a lie whatever the data."""
     max_entries: int = 100_000
-    """Entries: a model archive holds tens; this bounds the memory a listing takes."""
+    """Entries: a model archive holds tens to thousands; 100,000 leaves room for a checkpoint split
+    in many shards or a vendored dataset. Reading costs up to ~1 KB of memory per entry, so memory
+    stays under 64 MiB up to ~25,000 entries and grows past it (~100 MiB at the limit)."""
 
 
-@dataclass(frozen=True)
-class MemberFacts:
-    """What the checks need to know about one member."""
+class MemberFacts(Protocol):
+    """What the checks need to know about one member (:class:`markit.archive.Member` has all of it)."""
 
-    name: str
-    """Its name, relative to the archive root (TorchServe's view: zip local header, tar after the root)."""
-    kind: str
-    """``file``, ``dir``, ``symlink``, ``hardlink`` or ``special``."""
-    size: int | None = 0
-    """Declared uncompressed size; None when not known."""
-    compressed_size: int | None = None
-    """Declared stored size (zip only)."""
-    detail: str = ""
-    """For links, the target; for special entries, what they are."""
+    @property
+    def name(self) -> str:
+        """Its name, relative to the archive root (TorchServe's view: zip local header, tar after the root)."""
+
+    @property
+    def kind(self) -> str:
+        """``file``, ``dir``, ``symlink``, ``hardlink`` or ``special``."""
+
+    @property
+    def size(self) -> int | None:
+        """Declared uncompressed size; None when not known."""
+
+    @property
+    def compressed_size(self) -> int | None:
+        """Declared stored size (zip only)."""
+
+    @property
+    def detail(self) -> str:
+        """For links, the target; for special entries, what they are."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,8 @@ class ArchiveFacts:
     """Bytes of each file as read, by name."""
     stream_size: int | None = None
     """Bytes of the whole compressed stream (tar.gz), for its ratio."""
+    complete: bool = True
+    """False if the reader stopped early: then what is absent may only be unread, and is not reported."""
 
 
 def unsafe_reason(name: str) -> str | None:
@@ -168,6 +185,15 @@ def unsafe_reason(name: str) -> str | None:
         return "the name starts with a drive letter"
     if ".." in name.split("/"):
         return "the name has a '..' component"
+    return None
+
+
+def captured_name(name: str) -> str | None:
+    """``MAR-INF/MANIFEST.json`` or ``MAR-INF/RECORD`` if *name* is one, at the root or one folder down."""
+    parts = normalize(name).split("/")
+    tail = "/".join(parts[-2:])
+    if tail in (MANIFEST_NAME, RECORD_NAME) and len(parts) <= 3:
+        return tail
     return None
 
 
@@ -196,8 +222,9 @@ def check_kinds(members: Iterable[MemberFacts]) -> list[Problem]:
     found = []
     for m in members:
         if m.kind in _KIND_WORDS:
-            found.append(problem("link-entry", m.name, f"entry {quote(m.name)}: {_KIND_WORDS[m.kind]} to"
-                                 f" {quote(m.detail)}, expected a regular file or folder"))
+            target = f" to {quote(m.detail)}" if m.detail else ""
+            found.append(problem("link-entry", m.name, f"entry {quote(m.name)}: {_KIND_WORDS[m.kind]}{target},"
+                                 " expected a regular file or folder"))
         elif m.kind == "special":
             found.append(problem("special-entry", m.name, f"entry {quote(m.name)}: {m.detail or 'a special file'},"
                                  " expected a regular file or folder"))
@@ -250,7 +277,7 @@ def excluded_problems(members: Iterable[MemberFacts]) -> list[Problem]:
     found = []
     for m in members:
         for part in normalize(m.name).split("/"):
-            reason = excluded_name(part) if part != "MANIFEST.json" else None
+            reason = excluded_name(part) if part not in ("MANIFEST.json", "..") else None
             if reason is not None:
                 found.append(problem("excluded-file", m.name, f"entry {quote(m.name)}: {reason}; markit create"
                                      " leaves such files out"))
@@ -296,6 +323,8 @@ def check_manifest(manifest: bytes | None, names: Iterable[str]) -> tuple[dict[s
     """
     if manifest is None:
         return None, [problem("missing-manifest", None, f"no {MANIFEST_NAME}: TorchServe cannot load the archive")]
+    if len(manifest) > MANIFEST_MAX:
+        return None, [problem("invalid-manifest", MANIFEST_NAME, f"{MANIFEST_NAME}: over {MANIFEST_MAX:,} bytes")]
     parsed, why = _parse_manifest(manifest)
     if parsed is None or (why := _manifest_fields(parsed)) is not None:
         return parsed, [problem("invalid-manifest", MANIFEST_NAME, f"{MANIFEST_NAME}: {why}")]
@@ -341,6 +370,8 @@ def check_record(facts: ArchiveFacts) -> list[Problem]:
     if facts.record is None:
         return [problem("no-record", None, f"no {RECORD_NAME}: the files' contents cannot be checked against"
                         " digests (the real archivers never write one; markit create does)")]
+    if len(facts.record) > RECORD_MAX:
+        return [problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: over {RECORD_MAX:,} bytes")]
     try:
         record = parse_record(facts.record)
     except (ArchiveError, csv.Error) as error:
@@ -382,12 +413,13 @@ def _digest_problems(row: RecordRow, name: str, facts: ArchiveFacts) -> list[Pro
 def check_torchserve(facts: ArchiveFacts, manifest: dict[str, Any] | None) -> list[Problem]:
     """``torchserve-incompatible`` warnings: what stops TorchServe loading an otherwise sound archive."""
     found = []
-    label = facts.label.lower()
+    base = facts.label.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    label = base.lower()
     if facts.format == "zip" and facts.label != "-" and not label.endswith(".mar"):
-        found.append(problem("torchserve-incompatible", None, f"a zip archive named {quote(facts.label)}:"
+        found.append(problem("torchserve-incompatible", None, f"a zip archive named {quote(base)}:"
                              " TorchServe reads a file as zip only if its name ends in .mar"))
     if facts.format == "tar.gz" and label.endswith(".mar"):
-        found.append(problem("torchserve-incompatible", None, f"a tar.gz archive named {quote(facts.label)}:"
+        found.append(problem("torchserve-incompatible", None, f"a tar.gz archive named {quote(base)}:"
                              " TorchServe reads a .mar file as zip"))
     if facts.format == "tar":
         found.append(problem("torchserve-incompatible", None, "an uncompressed tar: TorchServe reads archives"
@@ -409,9 +441,11 @@ def check_archive(facts: ArchiveFacts, limits: Limits) -> tuple[dict[str, Any] |
     members = facts.members
     found = check_paths(members) + check_kinds(members) + check_duplicates(members)
     found += check_limits(facts, limits)
+    found += excluded_problems(members)
+    if not facts.complete:
+        return None, found
     manifest, manifest_problems = check_manifest(facts.manifest, (m.name for m in members if m.kind == "file"))
     found += manifest_problems
     found += check_record(facts)
-    found += excluded_problems(members)
     found += check_torchserve(facts, manifest)
     return manifest, found

@@ -198,6 +198,14 @@ def _print_plan(plan, target: str, as_json: bool) -> None:  # type: ignore[no-un
     print(plan.manifest_data.decode())
 
 
+# The read side: markit.readcli imports only typer; each command imports its modules when it runs.
+from markit.readcli import inspect_cmd, unpack_cmd, verify_cmd
+
+app.command("inspect")(reporting(inspect_cmd))
+app.command("verify")(reporting(verify_cmd))
+app.command("unpack")(reporting(unpack_cmd))
+
+
 def main() -> None:
     """The console script."""
     app()

@@ -47,6 +47,13 @@ def parse_record(data: bytes) -> list[RecordRow]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ArchiveError(f"{RECORD_NAME}: not UTF-8 ({error.reason})") from None
+    try:
+        return _rows(text)
+    except csv.Error as error:  # a NUL byte, a field over csv's size limit
+        raise ArchiveError(f"{RECORD_NAME}: not CSV ({error})") from None
+
+
+def _rows(text: str) -> list[RecordRow]:
     rows: list[RecordRow] = []
     for number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not fields:

@@ -26,6 +26,7 @@ def test_round_trip_with_awkward_names() -> None:
         b"a.txt,sha256=" + b"ab" * 32 + b"\n",
         b"a.txt,sha256=" + b"g" * 64 + b",3\n",
         b"\xff\xfe,sha256=" + b"ab" * 32 + b",3\n",
+        b"a" * 200_000 + b",sha256=" + b"ab" * 32 + b",3\n",
     ],
 )
 def test_malformed_records(data: bytes) -> None:

@@ -1,0 +1,228 @@
+"""The pure checks: literal members, manifests and records in, problems out. No disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from markit.archive import Member
+from markit.checks import (
+    CODES,
+    ArchiveFacts,
+    Limits,
+    check_archive,
+    check_duplicates,
+    check_kinds,
+    check_limits,
+    check_manifest,
+    check_paths,
+    check_record,
+    check_torchserve,
+    excluded_problems,
+    normalize,
+    unsafe_reason,
+)
+
+F = Member
+MANIFEST = {"runtime": "python", "model": {"modelName": "m", "handler": "handler:handle"}}
+
+
+def codes(problems: list) -> list[str]:  # type: ignore[type-arg]
+    return [p.code for p in problems]
+
+
+def facts(*members: Member, manifest: object = MANIFEST, record: bytes | None = None, **kw: object) -> ArchiveFacts:
+    data = manifest if isinstance(manifest, bytes) or manifest is None else json.dumps(manifest).encode()
+    base = (F("MAR-INF/MANIFEST.json", "file", 10), F("handler.py", "file", 10))
+    return ArchiveFacts(label="m.mar", format="zip", root=None, members=base + members,  # type: ignore[arg-type]
+                        manifest=data, record=record, **kw)  # type: ignore[arg-type]
+
+
+def test_the_issue_codes_are_all_there_with_their_severity() -> None:
+    assert {c for c, s in CODES.items() if s == "error"} == {
+        "not-an-archive", "corrupt", "crc-mismatch", "digest-mismatch", "record-mismatch", "unsafe-path", "link-entry",
+        "special-entry", "duplicate-entry", "bomb", "missing-manifest", "invalid-manifest", "invalid-model-name",
+        "missing-file"}
+    assert {c for c, s in CODES.items() if s == "warning"} == {"excluded-file", "no-record", "torchserve-incompatible"}
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("", "empty"), ("/etc/passwd", "absolute"), ("C:/x", "drive letter"), ("c:x", "drive letter"),
+     ("a/../../b", "'..'"), ("..", "'..'"), ("a\\b", "backslash"), ("a\x00b", "NUL")],
+)
+def test_unsafe_names(name: str, reason: str) -> None:
+    found = unsafe_reason(name)
+    assert found is not None and reason in found
+    assert codes(check_paths([F(name, "file")])) == ["unsafe-path"]
+
+
+@pytest.mark.parametrize("name", ["a", "a/b.txt", "MAR-INF/RECORD", "..a", "a..", "./a", "a//b", "ü/日本.bin"])
+def test_safe_names(name: str) -> None:
+    assert unsafe_reason(name) is None and check_paths([F(name, "file")]) == []
+
+
+def test_a_file_named_only_dots_is_unsafe_a_folder_is_the_root() -> None:
+    assert codes(check_paths([F("./", "file"), F("./", "dir")])) == ["unsafe-path"]
+
+
+@pytest.mark.parametrize(("name", "normal"), [("./a//b/", "a/b"), ("a/./b", "a/b"), ("./", ""), ("a", "a")])
+def test_normalize(name: str, normal: str) -> None:
+    assert normalize(name) == normal
+
+
+def test_links_and_special_entries() -> None:
+    found = check_kinds([F("l", "symlink", detail="/etc/passwd"), F("h", "hardlink", detail="a"), F("p", "special",
+                         detail="a FIFO"), F("a", "file"), F("d/", "dir")])
+    assert codes(found) == ["link-entry", "link-entry", "special-entry"]
+    assert "'/etc/passwd'" in found[0].message and "a FIFO" in found[2].message
+
+
+def test_duplicates_after_normalisation_and_file_folder_clashes() -> None:
+    found = check_duplicates([F("a", "file"), F("./a", "file"), F("d/", "dir"), F("d", "dir"), F("x", "file"),
+                              F("x/y", "file")])
+    assert codes(found) == ["duplicate-entry", "duplicate-entry"]
+    assert found[0].path == "./a" and "'x'" in found[1].message
+
+
+def test_limits() -> None:
+    limits = Limits(max_size=100 << 20, max_ratio=50)
+    ok = F("w.bin", "file", 90 << 20, 89 << 20)
+    assert check_limits(facts(ok), limits) == []
+    assert codes(check_limits(facts(ok, F("x", "file", 20 << 20, 20 << 20)), limits)) == ["bomb"]  # total
+    assert codes(check_limits(facts(F("z", "file", 10 << 20, 1000)), limits)) == ["bomb"]  # ratio
+    assert check_limits(facts(F("small", "file", 1000, 1)), limits) == []  # ratios under 1 MiB are not judged
+    assert codes(check_limits(facts(F("t", "file", 10 << 20), stream_size=100), limits)) == ["bomb"]  # tar.gz
+
+
+def test_default_limits_pass_a_500_gb_checkpoint_and_flag_1_kb_to_10_gb() -> None:
+    big = F("model.safetensors", "file", 500 * 10**9, 500 * 10**9)
+    assert check_limits(facts(big), Limits()) == []
+    assert codes(check_limits(facts(F("b", "file", 10 * 10**9, 1000)), Limits())) == ["bomb"]
+
+
+def test_excluded_files_are_warnings() -> None:
+    found = excluded_problems([F(".DS_Store", "file"), F("__MACOSX/x", "file"), F("a/__pycache__/b.pyc", "file"),
+                               F(".env", "file"), F("x.pyc", "file"), F("MAR-INF/MANIFEST.json", "file"),
+                               F("ok.py", "file"), F("../up", "file")])
+    assert codes(found) == ["excluded-file"] * 5 and {p.severity for p in found} == {"warning"}
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "words"),
+    [
+        (None, "missing-manifest", "no MAR-INF/MANIFEST.json"),
+        (b"{", "invalid-manifest", "not JSON"),
+        (b"\xff", "invalid-manifest", "not UTF-8"),
+        (b"[1]", "invalid-manifest", "expected an object"),
+        (b"[" * 100_000, "invalid-manifest", "not JSON"),
+        (b'{"model": 1}', "invalid-manifest", "'model'"),
+        (b'{"model": {"handler": "h"}}', "invalid-manifest", "model.modelName"),
+        (b'{"model": {"modelName": "m", "handler": 3}}', "invalid-manifest", "model.handler"),
+        (b'{"runtime": "java", "model": {"modelName": "m", "handler": "handler:handle"}}', "invalid-manifest", "java"),
+        (b'{"model": {"modelName": "m", "handler": "handler:handle", "serializedFile": 1}}', "invalid-manifest",
+         "serializedFile"),
+        (b'{"model": {"modelName": "-m", "handler": "handler:handle"}}', "invalid-model-name", "'-m'"),
+        (b'{"model": {"modelName": "m\\n", "handler": "handler:handle"}}', "invalid-model-name", "m\\n"),
+        (b" " * (1 << 20) + b"{}", "invalid-manifest", "over 1,048,576 bytes"),
+    ],
+)
+def test_manifest_problems(data: bytes | None, code: str, words: str) -> None:
+    _, found = check_manifest(data, ["handler.py"])
+    assert codes(found) == [code] and words in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("model", "names", "missing"),
+    [
+        ({"handler": "handler:handle"}, ["handler.py"], []),
+        ({"handler": "handler.py"}, ["handler.py"], []),
+        ({"handler": "image_classifier"}, [], []),
+        ({"handler": "handler"}, ["sub/handler.py"], ["handler.py"]),
+        ({"handler": "mod.sub:fn"}, ["mod.sub.py"], []),
+        ({"handler": "h:f", "serializedFile": "w.pt", "modelFile": "model.py", "requirementsFile": "r.txt",
+          "configFile": "c.yaml"}, ["h.py", "w.pt"], ["model.py", "r.txt", "c.yaml"]),
+    ],
+)
+def test_missing_files(model: dict[str, str], names: list[str], missing: list[str]) -> None:
+    manifest = json.dumps({"model": {"modelName": "m", **model}}).encode()
+    _, found = check_manifest(manifest, names)
+    assert [p.path for p in found if p.code == "missing-file"] == missing
+
+
+def test_missing_handler_hints_at_a_deeper_one() -> None:
+    manifest = json.dumps({"model": {"modelName": "m", "handler": "handler"}}).encode()
+    _, found = check_manifest(manifest, ["x/handler.py"])
+    assert "there is 'x/handler.py'" in found[0].message
+
+
+def test_lsp_handlers_are_shared_libraries() -> None:
+    manifest = {"runtime": "LSP", "model": {"modelName": "m", "handler": "h:handle"}}
+    assert codes(check_manifest(json.dumps(manifest).encode(), ["h.py"])[1]) == ["missing-file"]
+    assert check_manifest(json.dumps(manifest).encode(), ["h.so"])[1] == []
+
+
+def _record(rows: dict[str, bytes], lie: dict[str, str] | None = None) -> bytes:
+    lines = [f"{n},sha256={(lie or {}).get(n, hashlib.sha256(d).hexdigest())},{len(d)}" for n, d in rows.items()]
+    return ("\n".join([*lines, "MAR-INF/RECORD,,"]) + "\n").encode()
+
+
+def test_record_checks() -> None:
+    data = {"MAR-INF/MANIFEST.json": b"m", "handler.py": b"h"}
+    digests = {n: hashlib.sha256(d).hexdigest() for n, d in data.items()}
+    sizes = {n: len(d) for n, d in data.items()}
+    record_member = F("MAR-INF/RECORD", "file")
+    good = facts(record_member, record=_record(data), digests=digests, sizes=sizes)
+    assert check_record(good) == []
+    lying = facts(record_member, record=_record(data, {"handler.py": "ab" * 32}), digests=digests, sizes=sizes)
+    assert codes(check_record(lying)) == ["digest-mismatch"]
+    absent = facts(record_member, record=_record({**data, "gone.bin": b"x"}), digests=digests, sizes=sizes)
+    assert codes(check_record(absent)) == ["record-mismatch"]
+    unlisted = facts(record_member, F("new.bin", "file"), record=_record(data), digests=digests, sizes=sizes)
+    assert [(p.code, p.path) for p in check_record(unlisted)] == [("record-mismatch", "new.bin")]
+    assert codes(check_record(facts(record=b"a,b\n"))) == ["corrupt"]
+    assert codes(check_record(facts(record=None))) == ["no-record"]
+
+
+def test_record_size_mismatch_is_a_digest_mismatch() -> None:
+    data = {"MAR-INF/MANIFEST.json": b"m", "handler.py": b"h"}
+    digests = {n: hashlib.sha256(d).hexdigest() for n, d in data.items()}
+    sizes = {"handler.py": 5, "MAR-INF/MANIFEST.json": 1}
+    found = check_record(facts(record=_record(data), digests=digests, sizes=sizes))
+    assert codes(found) == ["digest-mismatch"] and "5 bytes" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("label", "fmt", "root", "handler", "expected"),
+    [
+        ("m.mar", "zip", None, "h:f", 0),
+        ("m.tar.gz", "zip", None, "h:f", 1),
+        ("m.zip", "zip", None, "h:f", 1),
+        ("-", "zip", None, "h:f", 0),
+        ("m.mar", "tar.gz", "m", "h:f", 1),
+        ("m.tar.gz", "tar.gz", None, "h:f", 1),
+        ("m.tar.gz", "tar.gz", "m", "h:f", 0),
+        ("m.tar", "tar", "m", "h:f", 1),
+        ("m.mar", "zip", None, "sub/h:f", 1),
+        ("folder", "directory", None, "h:f", 0),
+    ],
+)
+def test_torchserve_warnings(label: str, fmt: str, root: str | None, handler: str, expected: int) -> None:
+    f = ArchiveFacts(label=label, format=fmt, root=root, members=[F("h.py", "file")])
+    found = check_torchserve(f, {"model": {"modelName": "m", "handler": handler}})
+    assert codes(found) == ["torchserve-incompatible"] * expected
+
+
+def test_check_archive_reports_everything_at_once() -> None:
+    f = facts(F("../x", "file"), F("l", "symlink"), F(".DS_Store", "file"),
+              manifest={"model": {"modelName": "m", "handler": "handler:handle", "serializedFile": "w.pt"}})
+    manifest, found = check_archive(f, Limits())
+    assert manifest is not None and manifest["model"]["serializedFile"] == "w.pt"
+    assert sorted(codes(found)) == sorted(["unsafe-path", "link-entry", "missing-file", "excluded-file", "no-record"])
+
+
+def test_an_incomplete_read_reports_no_absences() -> None:
+    _, found = check_archive(facts(manifest=None, complete=False), Limits())
+    assert found == []
