@@ -144,8 +144,8 @@ def verify_cmd(
 @_contained
 def unpack_cmd(
     archive: ArchiveArg,
-    dest: Annotated[str | None, typer.Option("--dest", "-d", help="Folder to create [default: ./NAME, the archive's"
-                                             " name without .mar/.tar.gz/...; from stdin, the model name].",
+    dest: Annotated[str | None, typer.Option("--dest", "-d", help="Folder to create (default: ./NAME, the archive's"
+                                             " name without .mar/.tar.gz/...; from stdin, the model name).",
                                              show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace DEST if it exists and is not empty.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no warnings, no summary line.")]
