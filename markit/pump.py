@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from markit.codec import crc32
@@ -19,8 +19,10 @@ from markit.errors import InputError
 __all__ = ["CHUNK", "Digest", "Feed", "digest_bytes", "pump"]
 
 CHUNK = 1 << 20  # 1 MiB: per-chunk Python overhead is under 1% of copy time, and it fits L2
-# Files above this hash on a worker thread; below, handing a chunk over costs more than it saves.
+# Files above this are read into a ring of RING buffers, hashed and written on worker threads;
+# below, handing chunks over costs more than it saves.
 THREADED_FROM = 4 * CHUNK
+RING = 4  # chunks in flight: enough that neither worker waits on the reader; 4 MiB of memory
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ Feed = Callable[[Consumer], "Digest"]
 def pump(path: str, size: int, consume: Consumer, progress: Callable[[int], None] | None = None) -> Digest:
     """Read *path*, expecting *size* bytes; pass each chunk to *consume*.
 
-    SHA-256 of a chunk runs on a worker thread while this thread computes its
-    CRC-32 and hands it to *consume* (hashlib and isal release the GIL), so both
-    cores work and the wall time is about that of the slower of the two.
+    Files over 4 MiB go through :func:`_pump_threaded`: SHA-256 and *consume* run
+    on worker threads (hashlib, isal and ``os.write`` release the GIL) while this
+    thread reads and computes CRC-32, so both cores work.
 
     :class:`InputError` if the file is missing or its size is not *size*:
     a file that changes while it is archived would give an archive whose
@@ -72,37 +74,76 @@ def _read(fd: int, buffer: bytearray, path: str) -> int:
 
 
 def _pump_fd(fd: int, path: str, size: int, consume: Consumer, progress: Callable[[int], None] | None) -> Digest:
+    if size > THREADED_FROM:
+        return _pump_threaded(fd, path, size, consume, progress)
     sha = hashlib.sha256()
     crc = 0
     done = 0
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
-    hasher = _hasher() if size > THREADED_FROM else None
     while n := _read(fd, buffer, path):
         done += n
         if done > size:
             break
         chunk = view[:n]
-        hashed = hasher.submit(sha.update, chunk) if hasher else None
-        if hashed is None:
-            sha.update(chunk)
+        sha.update(chunk)
         crc = crc32(chunk, crc)
         consume(chunk)
-        if hashed is not None:
-            hashed.result()  # the buffer is reused by the next read
         if progress is not None:
             progress(n)
     return Digest(sha.hexdigest(), crc, done)
 
 
+def _pump_threaded(fd: int, path: str, size: int, consume: Consumer, progress: Callable[[int], None] | None) -> Digest:
+    """Read into a ring of buffers; SHA-256 and *consume* each run on their own worker.
+
+    Each worker takes its chunks in order (one thread each), and a buffer is read
+    into again only once both workers are done with it. This thread reads and
+    computes CRC-32; writing (page-cache copies, deflate) no longer waits behind it.
+    """
+    sha = hashlib.sha256()
+    crc = 0
+    done = 0
+    ring = [bytearray(CHUNK) for _ in range(RING)]
+    pending: list[tuple[Future[None], ...]] = [() for _ in range(RING)]
+    hasher, writer = _workers()
+    i = 0
+    try:
+        while True:
+            _wait(pending[i])
+            n = _read(fd, ring[i], path)
+            done += n
+            if n == 0 or done > size:
+                break
+            chunk = memoryview(ring[i])[:n]
+            pending[i] = (hasher.submit(sha.update, chunk), writer.submit(consume, chunk))
+            crc = crc32(chunk, crc)
+            if progress is not None:
+                progress(n)
+            i = (i + 1) % RING
+    except BaseException:
+        for futures in pending:  # let the workers finish with the buffers; the first error wins
+            wait(futures)
+        raise
+    for futures in pending:
+        _wait(futures)
+    return Digest(sha.hexdigest(), crc, done)
+
+
+def _wait(futures: tuple[Future[None], ...]) -> None:
+    for future in futures:
+        future.result()
+
+
 _pool: list[ThreadPoolExecutor] = []
 
 
-def _hasher() -> ThreadPoolExecutor:
-    """One worker thread for SHA-256, started on first use and kept for the process."""
+def _workers() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+    """Two single-thread workers (SHA-256, the consumer), started on first use and kept."""
     if not _pool:
         _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="markit-sha256"))
-    return _pool[0]
+        _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="markit-write"))
+    return _pool[0], _pool[1]
 
 
 def digest_bytes(data: bytes, consume: Consumer) -> Digest:
