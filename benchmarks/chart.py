@@ -44,13 +44,14 @@ def draw(figures: dict[str, object], out: str) -> None:
         top = max(walls) * 4
         ax.set_xlim(min(walls) / 2, top)
         for y, wall, bar in zip(ys, walls, bars):
-            ax.text(wall * 1.08, y, f"{wall:.2f} s" if wall < 10 else f"{wall:.0f} s", va="center", fontsize=8)
+            text = f"{wall * 1000:.0f} ms" if wall < 0.1 else f"{wall:.2f} s" if wall < 10 else f"{wall:.0f} s"
+            ax.text(wall * 1.08, y, text, va="center", fontsize=8)
             if bar.get("bound"):
                 ax.plot([bar["bound"]] * 2, [y - 0.45, y + 0.45], color="black", linewidth=2)
         limit = float(case["limit"])  # type: ignore[arg-type]
         ax.axvline(limit, color=COLOURS["limit"], linestyle="--", linewidth=1)
-        ax.text(limit * 1.05, len(bars) - 0.4, f"limit: {case['limit_label']} {limit:.2f} s", fontsize=8,
-                color=COLOURS["limit"], va="bottom")
+        ax.text(limit, 1.005, f"{case['limit_label']} = {limit:.2f} s", fontsize=8, color=COLOURS["limit"],
+                ha="center", va="bottom", transform=ax.get_xaxis_transform())
         ax.set_title(str(case["name"]), fontsize=11)
         ax.set_xlabel("median wall, seconds (log scale; shorter is better)")
         ax.grid(axis="x", which="major", alpha=0.3)

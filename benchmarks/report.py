@@ -72,13 +72,20 @@ class Summary:
 
     def ratio(self, key: str, ref: str) -> float | None:
         """Median over shared rounds of wall(key) / wall(ref); None if either never ran."""
+        paired = self.paired(key, ref)
+        return paired[0] if paired else None
+
+    def paired(self, key: str, ref: str) -> tuple[float, float, float] | None:
+        """(ratio, key's median wall, ref's median wall), over the rounds both ran in (else all rounds)."""
         a, b = self.walls(key), self.walls(ref)
         if not a or not b:
             return None
         shared = a.keys() & b.keys()
         if shared:
-            return statistics.median(a[r] / b[r] for r in shared)
-        return statistics.median(a.values()) / statistics.median(b.values())
+            return (statistics.median(a[r] / b[r] for r in shared), statistics.median(a[r] for r in shared),
+                    statistics.median(b[r] for r in shared))
+        wall_a, wall_b = statistics.median(a.values()), statistics.median(b.values())
+        return wall_a / wall_b, wall_a, wall_b
 
     def worst(self, key: str, field: str) -> int | None:
         values = [getattr(s, field) for s in self.ok(key).values()]
@@ -145,10 +152,11 @@ def _missing(target: str, case: str, key: str, why: str) -> Verdict:
 
 def _at_most(s: Summary, target: str, key: str, ref: str, bound: float) -> Verdict:
     """wall(key) <= bound x wall(ref)."""
-    ratio, ref_wall = s.ratio(key, ref), s.wall(ref)
-    if ratio is None or ref_wall is None:
+    paired = s.paired(key, ref)
+    if paired is None:
         return _missing(target, s.case, key, _why_missing(s, key, ref))
-    measured = f"{ratio:.2f}× ({_secs(s.wall(key))} vs {LIMIT_LABELS.get(ref, ref)} {_secs(ref_wall)})"
+    ratio, key_wall, ref_wall = paired
+    measured = f"{ratio:.2f}× ({_secs(key_wall)} vs {LIMIT_LABELS.get(ref, ref)} {_secs(ref_wall)})"
     wall = bound * ref_wall
     if ratio <= bound:
         return Verdict(target, s.case, key, measured, "PASS", f"{1 - ratio / bound:.0%} headroom", wall)
@@ -159,12 +167,12 @@ def _at_most(s: Summary, target: str, key: str, ref: str, bound: float) -> Verdi
 
 def _at_least(s: Summary, target: str, key: str, peer: str, bound: float) -> Verdict:
     """wall(peer) / wall(key) >= bound."""
-    speed = s.ratio(peer, key)
-    peer_wall = s.wall(peer)
-    if speed is None or peer_wall is None:
+    paired = s.paired(peer, key)
+    if paired is None:
         return _missing(target, s.case, key, _why_missing(s, key, peer))
+    speed, peer_wall, key_wall = paired
     faster = f"{speed:.2f}× faster" if speed >= 1 else f"{1 / speed:.2f}× slower"
-    measured = f"{faster} ({_secs(s.wall(key))} vs {_secs(peer_wall)})"
+    measured = f"{faster} ({_secs(key_wall)} vs {_secs(peer_wall)})"
     wall = peer_wall / bound
     if speed >= bound:
         return Verdict(target, s.case, key, measured, "PASS", f"{speed / bound - 1:.0%} beyond {bound:g}×", wall)
