@@ -18,7 +18,7 @@ def run_markit(*args: str, cwd: Path | None = None, env: dict[str, str] | None =
     """``python -m markit ARGS`` in a subprocess, capturing stdout and stderr as bytes."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "markit", *args], cwd=cwd, env=full_env,
-                          input=stdin, capture_output=True, timeout=600)
+                          input=stdin, capture_output=True, timeout=600, check=False)
 
 
 @pytest.fixture
