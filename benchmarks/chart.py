@@ -52,7 +52,7 @@ def draw(figures: dict[str, object], out: str) -> None:
         ax.axvline(limit, color=COLOURS["limit"], linestyle="--", linewidth=1)
         ax.text(limit, 1.005, f"{case['limit_label']} = {limit:.2f} s", fontsize=8, color=COLOURS["limit"],
                 ha="center", va="bottom", transform=ax.get_xaxis_transform())
-        ax.set_title(str(case["name"]), fontsize=11)
+        ax.set_title(str(case["name"]), fontsize=11, pad=16)
         ax.set_xlabel("median wall, seconds (log scale; shorter is better)")
         ax.grid(axis="x", which="major", alpha=0.3)
     fig.legend(handles=[Patch(color=COLOURS["limit"], label="machine's limit (cat, cp -r, SHA-256, bare python)"),
