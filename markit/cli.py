@@ -15,12 +15,15 @@ import sys
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
 
 from markit import __version__
 from markit.errors import MarkitError, UsageError
+
+if TYPE_CHECKING:
+    from markit.plan import Plan
 
 __all__ = ["app", "main", "reporting"]
 
@@ -182,7 +185,7 @@ def create(
              f" {len(plan.exclusions)} excluded, {seconds:.2f} s")
 
 
-def _print_plan(plan, target: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_plan(plan: Plan, target: str, as_json: bool) -> None:
     from markit.progress import human_bytes
 
     if as_json:

@@ -21,7 +21,7 @@ __all__ = ["DEFLATE_LEVEL", "FINAL_STORED_BLOCK", "Deflater", "crc32", "stored_b
 crc32 = _fast.crc32 if _fast is not None else zlib.crc32
 # isal level 2: float32 weights to 0.926 of their size at ~560 MB/s; zlib 9 reaches 0.928 at 25.
 DEFLATE_LEVEL = 2 if _fast is not None else 6
-STORED_BLOCK_MAX = 0xFFFF
+STORED_BLOCK_MAX = 0xFFFF  # a deflate stored block holds at most 65,535 bytes
 FINAL_STORED_BLOCK = b"\x01\x00\x00\xff\xff"  # an empty block with BFINAL set
 
 

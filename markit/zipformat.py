@@ -23,7 +23,6 @@ __all__ = [
     "dos_date_time",
     "end_records",
     "local_header",
-    "stored_block_size",
 ]
 
 METHOD_STORE = 0
@@ -36,7 +35,6 @@ VERSION_ZIP64 = 45  # 4.5: zip64 extensions
 VERSION_DEFAULT = 20  # 2.0: deflate, folders
 MADE_BY_UNIX = 3 << 8  # external attributes carry a unix mode in their high 16 bits
 S_IFREG = 0o100000
-STORED_BLOCK_MAX = 0xFFFF  # a deflate stored block holds at most 65,535 bytes
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
@@ -185,9 +183,3 @@ def end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
         min(cd_size, U32_MAX), min(cd_offset, U32_MAX), 0,
     )
     return out
-
-
-def stored_block_size(size: int) -> int:
-    """Bytes of a deflate stream that holds *size* bytes as stored blocks (see ``codec``)."""
-    blocks = -(-size // STORED_BLOCK_MAX)
-    return size + 5 * blocks + 5  # 5-byte header per block, plus an empty final block

@@ -16,7 +16,7 @@ local headers) and by ``zipfile`` (which reads only the central directory):
 from __future__ import annotations
 
 from markit import zipformat as zf
-from markit.codec import FINAL_STORED_BLOCK, Deflater, stored_blocks
+from markit.codec import FINAL_STORED_BLOCK, Deflater, stored_blocks, stored_size
 from markit.pump import Digest, Feed
 from markit.sink import Sink
 
@@ -44,7 +44,7 @@ class ZipWriter:
         if streaming and (method == "store" or size > _STREAM_DEFLATE_MAX):
             method = "blocks"  # see the module docstring
         if method == "blocks":
-            zip64 = zf.stored_block_size(size) > zf.U32_MAX
+            zip64 = stored_size(size) + len(FINAL_STORED_BLOCK) > zf.U32_MAX
         else:
             zip64 = size >= (_ZIP64_DEFLATE_FROM if method == "deflate" else zf.U32_MAX)
         code = zf.METHOD_STORE if method == "store" else zf.METHOD_DEFLATE
