@@ -186,7 +186,7 @@ def _profiles_md(summaries: list[Summary], profiles: dict[tuple[str, str], Profi
 
 
 def markdown(run: Run, summaries: list[Summary], verdicts: list[Verdict],
-             profiles: dict[tuple[str, str], Profile | None], imports: Imports | None) -> str:
+             profiles: dict[tuple[str, str], Profile | None], imports: Imports | None, chart: str) -> str:
     misses = [v for v in verdicts if v.status == "MISS"]
     lines = [
         "# markit benchmarks", "",
@@ -210,12 +210,15 @@ def markdown(run: Run, summaries: list[Summary], verdicts: list[Verdict],
         " 2.1–5.6 s instead of 1.0–1.2 s; so before every job that writes, the harness touches and frees 2.25×"
         " the checkpoint's size of memory (`benchmarks/measure.py`, `prefault`). `cp -r` and `markit create`"
         " also run once, untimed, before the first round."),
+        ("- markit runs from this checkout as `python -m markit`; its modules are byte-compiled first, as"
+        " `pip install` would do (this machine sets `PYTHONDONTWRITEBYTECODE`, so an editable install would"
+        " otherwise compile them from source on every run)."),
         ("- Peak RSS: `/usr/bin/time -f %M` (the process and the children it waited for; for the pipe,"
         " markit's). Peak extra disk: the growth of the work folder, sampled every 50 ms, output included;"
         " `TMPDIR` points into it, so torch-model-archiver's temporary copy counts."),
         f"- The issue's targets are stated for 8 GiB and must hold at 2 GiB; this run is at {run.size_gib:g} GiB.",
         "",
-        "![wall time per job, log scale](benchmarks.png)", "",
+        f"![wall time per job, log scale]({chart})", "",
         "Black ticks: the wall each markit job's time targets allow (the tightest of them).", "",
         (f"## Targets: {len(verdicts) - len(misses) - sum(v.status == 'n/a' for v in verdicts)} pass,"
         f" {len(misses)} miss, {sum(v.status == 'n/a' for v in verdicts)} not measured"), "",

@@ -8,7 +8,9 @@ temporary file, so an error, a full disk or Ctrl-C leaves nothing behind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 
@@ -86,6 +88,28 @@ class StreamSink(Sink):
     def __init__(self, fd: int = 1, name: str = "stdout") -> None:
         super().__init__(fd)
         self.name = name
+        _widen_pipe(fd)
+
+
+PIPE_BUFFER = 1 << 20  # one chunk of markit.pump: a whole chunk goes into the pipe in one write
+
+
+def _widen_pipe(fd: int) -> None:
+    """Grow a pipe's buffer to :data:`PIPE_BUFFER` (Linux; within ``/proc/sys/fs/pipe-max-size``).
+
+    With the default 64 KiB, writer and reader wake each other for every 64 KiB:
+    measured on 2 GiB, ``create -o - | cat > file`` took 1.8-2.2 s, and 1.6-1.95 s
+    with 1 MiB. A pipe already larger is left alone; a refusal (the per-user
+    pipe quota, not Linux) leaves the default, which still works.
+    """
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode) or fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) >= PIPE_BUFFER:
+            return
+        with open("/proc/sys/fs/pipe-max-size", "rb") as f:
+            limit = int(f.read())
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(PIPE_BUFFER, limit))
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 class FileSink(Sink):
