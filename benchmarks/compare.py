@@ -65,7 +65,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", help="report path; the chart goes beside it as .png (default docs/benchmarks.md at 2 GiB,"
                                  " docs/benchmarks-<size>gib.md at any other size)")
     p.add_argument("--no-write", action="store_true", help="print only: write no report and no chart")
-    p.add_argument("--json", help="also write every sample to this JSON file")
+    p.add_argument("--json", help="where to write every sample and how they were taken (default: the report's"
+                                  " path with .json; --samples reads such a file)")
+    p.add_argument("--samples", help="take the timings from an earlier run's --json instead of timing again;"
+                                     " profiles are taken anew and the report says so")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -304,11 +307,25 @@ def report(args: argparse.Namespace, run_info: Run, summaries: list[Summary],
     say("\n" + text_verdicts(checked))
     if args.no_write:
         return
-    out = Path(args.out) if args.out else ROOT / "docs" / (
-        "benchmarks.md" if args.size_gib == 2 else f"benchmarks-{args.size_gib:g}gib.md")
+    out = report_path(args)
     out.write_text(markdown(run_info, summaries, checked, found, imports, out.with_suffix(".png").name))
     say(f"\nwrote {out}")
     chart(summaries, checked, args, out.with_suffix(".png"))
+
+
+def report_path(args: argparse.Namespace) -> Path:
+    """docs/benchmarks.md at 2 GiB, docs/benchmarks-<size>gib.md at any other size, unless --out says."""
+    if args.out:
+        return Path(args.out)
+    return ROOT / "docs" / ("benchmarks.md" if args.size_gib == 2 else f"benchmarks-{args.size_gib:g}gib.md")
+
+
+def load_samples(path: Path) -> tuple[dict[str, str], dict[str, dict[str, dict[int, Sample]]]]:
+    """How an earlier run was timed, and its samples, from its ``--json``."""
+    data = json.loads(path.read_text())
+    return data["timed"], {case: {key: {int(r): Sample(**fields) for r, fields in by_round.items()}
+                                  for key, by_round in by_job.items()}
+                           for case, by_job in data["samples"].items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -331,16 +348,23 @@ def main(argv: list[str] | None = None) -> None:
             env = {"TMPDIR": str(work / "tmp")}
             ref, tiny = references(work, ckpt, env)
             contexts[case] = Context(ckpt, work / "out", work / "tmp", ref, tiny, tma, cli)
-        samples = rounds(args, jobs, contexts, work)
+        command = " ".join(["python benchmarks/compare.py", *(argv if argv is not None else sys.argv[1:])])
+        timed = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit()}
+        rendered = ""
+        if args.samples:
+            timed, samples = load_samples(Path(args.samples))
+            rendered = f"Timings from that run; this report (profiles taken anew) by `{command}` at `{commit()}`."
+        else:
+            samples = rounds(args, jobs, contexts, work)
         found, imports = ({}, None) if args.no_profile else profiles(contexts, jobs, args)
         summaries = [Summary(case, contexts[case].ckpt.total_bytes, samples[case]) for case in contexts]
-        if args.json:
-            Path(args.json).write_text(json.dumps({case: {k: {r: s.__dict__ for r, s in v.items()}
-                                                          for k, v in by_job.items()}
-                                                   for case, by_job in samples.items()}, indent=1))
-        run_info = Run(" ".join(["python benchmarks/compare.py", *(argv if argv is not None else sys.argv[1:])]),
-                       time.strftime("%Y-%m-%d %H:%M %Z"), machine(), platform.python_version(), commit(),
-                       args.size_gib, args.repeat, ratios, skipped)
+        if not args.no_write or args.json:
+            by_case = {case: {k: {r: s.__dict__ for r, s in v.items()} for k, v in by_job.items()}
+                       for case, by_job in samples.items()}
+            dump = Path(args.json or report_path(args).with_suffix(".json"))
+            dump.write_text(json.dumps({"timed": timed, "samples": by_case}, indent=1))
+        run_info = Run(timed["command"], timed["date"], machine(), platform.python_version(), timed["commit"],
+                       args.size_gib, args.repeat, ratios, skipped, rendered)
         report(args, run_info, summaries, found, imports)
     finally:
         if args.keep:

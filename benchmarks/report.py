@@ -2,8 +2,9 @@
 
 Ratios are paired: for each round the job and its reference ran in, job ÷ reference, then the
 median of those. The jobs of one round ran minutes apart at most, so noise on this shared machine
-hits both sides of a ratio alike; a ratio of medians is the fallback when no round has both (a slow
-peer that ran once is paired with the round it ran in).
+hits both sides of a ratio alike. Where fewer than two rounds have both (a slow peer that ran once),
+the ratio is of the medians over all rounds: pairing one 45-second run with whichever 2-second
+sample shared its round would let that one sample decide.
 """
 
 from __future__ import annotations
@@ -76,12 +77,13 @@ class Summary:
         return paired[0] if paired else None
 
     def paired(self, key: str, ref: str) -> tuple[float, float, float] | None:
-        """(ratio, key's median wall, ref's median wall), over the rounds both ran in (else all rounds)."""
+        """(ratio, key's median wall, ref's median wall), over the rounds both ran in if there are two or
+        more, else over all rounds."""
         a, b = self.walls(key), self.walls(ref)
         if not a or not b:
             return None
         shared = a.keys() & b.keys()
-        if shared:
+        if len(shared) >= 2:
             return (statistics.median(a[r] / b[r] for r in shared), statistics.median(a[r] for r in shared),
                     statistics.median(b[r] for r in shared))
         wall_a, wall_b = statistics.median(a.values()), statistics.median(b.values())
