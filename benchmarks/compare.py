@@ -3,7 +3,8 @@
 Builds a synthetic checkpoint per case (random bytes; float32-like weights), page-caches it, then
 runs every job once per round, in an order rotated from round to round, and reports median walls,
 ratios to the machine's limit and to the peers, peak RSS and peak extra disk, and the issue's
-targets met or missed (and by how much). Writes ``docs/benchmarks.md`` and ``docs/benchmarks.png`` (``benchmarks-8gib.*`` at 8 GiB).
+targets met or missed (and by how much). Writes ``docs/benchmarks.md``, ``.png`` and ``.json``
+(``docs/benchmarks-8gib.*`` at 8 GiB).
 Never gate CI on these times: the machine is shared and noisy.
 """
 

@@ -12,17 +12,13 @@ from tests.conftest import run_markit
 COMMANDS = ["create", "inspect", "verify", "unpack"]
 
 
-def _names() -> list[str]:
-    return [cli._command_name(c) for c in cli.app.registered_commands]
-
-
 def test_a_named_command_is_built_alone_and_the_app_is_left_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
     monkeypatch.setattr(cli, "app", _Spy(cli.app, seen))
     monkeypatch.setattr(sys, "argv", ["markit", "inspect", "--help"])
     cli.main()
     assert seen == [["inspect"]]
-    assert _names() == COMMANDS
+    assert _names_of(cli.app) == COMMANDS
 
 
 def test_anything_else_gets_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
