@@ -15,11 +15,11 @@ import zipfile
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from markit import zipformat as zf
-from markit.manifest import build_manifest, manifest_bytes, parse_handler
-from markit.plan import Plan, Request, make_plan
-from markit.record import RECORD_NAME, RecordRow, format_record, parse_record
-from markit.snapshot import Input, Skipped, SourceFile
+from markit.formats.zip import records as zf
+from markit.model.manifest import build_manifest, manifest_bytes, parse_handler
+from markit.model.record import RECORD_NAME, RecordRow, format_record, parse_record
+from markit.write.plan import Plan, Request, make_plan
+from markit.write.snapshot import Input, Skipped, SourceFile
 
 N_FILES = 100_000  # the "planning a 100,000-file snapshot"
 N_HEADERS = 100_000  # >= 65,535 members, so the end records take the zip64 path

@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from markit.archive import (
-    ArchiveProblem,
-    ByteSource,
-    Member,
-    Truncated,
-    detect_format,
-    find_root,
-    open_archive,
-    relative_members,
-)
+from markit.formats.base import ArchiveProblem, Member, find_root, relative_members
+from markit.formats.detect import detect_format, open_archive
+from markit.storage.sources import ByteSource, Truncated
 from tests.support.hostile import TEntry, build_tar, sound_files, tgz_of, zip_of
 
 

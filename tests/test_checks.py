@@ -7,23 +7,14 @@ import json
 
 import pytest
 
-from markit.archive import Member
-from markit.checks import (
-    CODES,
-    ArchiveFacts,
-    Limits,
-    check_archive,
-    check_duplicates,
-    check_kinds,
-    check_limits,
-    check_manifest,
-    check_paths,
-    check_record,
-    check_torchserve,
-    excluded_problems,
-    normalize,
-    unsafe_reason,
-)
+from markit.formats.base import Member
+from markit.model.limits import Limits
+from markit.model.names import normalize, unsafe_reason
+from markit.model.problems import CODES
+from markit.read.checks import check_archive
+from markit.read.contents import check_manifest, check_record, check_torchserve
+from markit.read.entries import check_duplicates, check_kinds, check_limits, check_paths, excluded_problems
+from markit.read.facts import ArchiveFacts
 
 F = Member
 MANIFEST = {"runtime": "python", "model": {"modelName": "m", "handler": "handler:handle"}}

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from markit.codec import FINAL_STORED_BLOCK, Deflater, stored_blocks, stored_size
+from markit.engine.codec import FINAL_STORED_BLOCK, Deflater, stored_blocks, stored_size
 
 
 def deflate(chunks: list[bytes]) -> bytes:

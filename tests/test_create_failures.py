@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import markit.sink
+import markit.storage.sinks
 from markit import cli
 
 
@@ -32,7 +32,7 @@ def test_disk_full_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: py
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd, buffers)
 
-    monkeypatch.setattr(markit.sink.os, "writev", full)
+    monkeypatch.setattr(markit.storage.sinks.os, "writev", full)
     code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
                                   "--archive-format", fmt, "--export-path", str(tmp_path), "-q"])
     err = capsys.readouterr().err
@@ -42,12 +42,12 @@ def test_disk_full_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: py
 
 def test_ctrl_c_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    import markit.create
+    import markit.write.create
 
     def interrupted(*args: object, **kw: object) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(markit.create, "pump", interrupted)
+    monkeypatch.setattr(markit.write.create, "pump", interrupted)
     code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
                                   "--export-path", str(tmp_path)])
     assert code == 130 and "interrupted" in capsys.readouterr().err
@@ -55,12 +55,12 @@ def test_ctrl_c_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytes
 
 
 def test_ctrl_c_in_no_archive_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import markit.create
+    import markit.write.create
 
     def interrupted(*args: object, **kw: object) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(markit.create, "pump", interrupted)
+    monkeypatch.setattr(markit.write.create, "pump", interrupted)
     out = tmp_path / "out"
     out.mkdir()
     code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import markit.zipreader
+import markit.formats.zip.reader
 from tests.support.hostile import ZEntry, build_zip, record_bytes, run_main, sound_files, tgz_of, zip_of
 
 ENTRY_KEYS = {"name", "type", "size", "compressed_size", "method", "crc32", "mode", "sha256", "link"}
@@ -57,14 +57,14 @@ def test_no_entry_data_is_read_from_a_zip_file(tmp_path: Path, monkeypatch: pyte
     path = tmp_path / "big.mar"
     path.write_bytes(build_zip([ZEntry(n, d) for n, d in sound_files().items() if n != "weights.bin"] + [big]))
     read: list[int] = []
-    real = markit.zipreader.os.pread
+    real = markit.formats.zip.reader.os.pread
 
     def counting(fd: int, n: int, offset: int) -> bytes:
         data = real(fd, n, offset)
         read.append(len(data))
         return data
 
-    monkeypatch.setattr(markit.zipreader.os, "pread", counting)
+    monkeypatch.setattr(markit.formats.zip.reader.os, "pread", counting)
     status, out, _ = run_main(monkeypatch, capsys, "inspect", str(path), "--json")
     assert status == 0 and {e["name"]: e["size"] for e in json.loads(out)["entries"]}["weights.bin"] == 64 << 20
     assert sum(read) < 200_000  # the tail, the manifest: not the 64 MiB
@@ -105,7 +105,8 @@ def test_inspect_imports_little() -> None:
     fixture = Path(__file__).parent / "fixtures" / "real" / "tma-default.mar"
     done = subprocess.run([sys.executable, "-c", code, str(fixture)], capture_output=True, text=True, check=True)
     loaded = done.stderr.strip()
-    for heavy in ("markit.create", "markit.plan", "markit.datapass", "markit.tarreader", "'rich", "tarfile"):
+    for heavy in ("markit.write", "markit.engine.datapass", "markit.read.datacheck", "markit.formats.tar", "'rich",
+                  "tarfile"):
         assert heavy not in loaded, loaded
 
 
@@ -113,10 +114,11 @@ def test_inspect_imports_little() -> None:
 def test_streamed_json_is_the_summary(tmp_path: Path, files: dict[str, bytes]) -> None:
     import io
 
-    from markit.summary import summarize, write_json
+    import markit
+    from markit.cli.show import write_json
 
     (tmp_path / "m.mar").write_bytes(zip_of(files))
-    summary = summarize(str(tmp_path / "m.mar"))
+    summary = markit.inspect(str(tmp_path / "m.mar"))
     out = io.StringIO()
     write_json(summary, out)
     assert json.loads(out.getvalue()) == summary.to_json()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from markit.errors import InputError
-from markit.manifest import build_manifest, check_model_name, created_on, manifest_bytes, parse_handler
+from markit.model.manifest import build_manifest, check_model_name, created_on, manifest_bytes, parse_handler
 
 
 @pytest.mark.parametrize("name", ["squeezenet", "squeezenet_v1.1", "a", "0model", "Bert-base.v2"])

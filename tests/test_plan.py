@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from markit.errors import ConflictError, InputError, UsageError
-from markit.plan import Request, archive_filename, format_for_output, make_plan
-from markit.snapshot import Input, Skipped, SourceFile
+from markit.write.plan import Request, archive_filename, format_for_output, make_plan
+from markit.write.snapshot import Input, Skipped, SourceFile
 
 NOW = 1_800_000_000.0
 

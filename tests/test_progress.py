@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from markit.progress import Progress, human_bytes
+from markit.cli.progress import Progress, human_bytes
 
 
 @pytest.mark.parametrize(("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 << 30, "3.0 GiB")])

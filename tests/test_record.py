@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from markit.errors import ArchiveError
-from markit.record import RecordRow, format_record, parse_record
+from markit.model.record import RecordRow, format_record, parse_record
 
 DIGEST = "ab" * 32
 

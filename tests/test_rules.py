@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from markit.rules import AUTO_DEFLATE_MAX, choose_method, excluded_by_glob, excluded_name
+from markit.model.names import excluded_name
+from markit.write.rules import AUTO_DEFLATE_MAX, choose_method, excluded_by_glob
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from markit.sink import PIPE_BUFFER, StreamSink
+from markit.storage.sinks import PIPE_BUFFER, StreamSink
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_SETPIPE_SZ is Linux's")
 
@@ -41,7 +41,7 @@ def test_stream_sink_grows_a_pipe_and_writes_through_it() -> None:
 
 
 def test_stream_sink_leaves_a_larger_pipe_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("markit.sink.PIPE_BUFFER", 1 << 17)  # below the pipe's size, without privileges
+    monkeypatch.setattr("markit.storage.sinks.PIPE_BUFFER", 1 << 17)  # below the pipe's size, without privileges
     read_end, write_end = os.pipe()
     try:
         fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 1 << 18)

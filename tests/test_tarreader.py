@@ -8,9 +8,10 @@ import tarfile
 
 import pytest
 
-from markit.archive import ByteSource, Member
-from markit.checks import Limits
-from markit.tarreader import TarArchive, parse_pax, tar_kind
+from markit.formats.base import Member
+from markit.formats.tar.reader import TarArchive, parse_pax, tar_kind
+from markit.model.limits import Limits
+from markit.storage.sources import ByteSource
 from tests.support.hostile import TEntry, build_tar, sound_files, tgz_of
 
 

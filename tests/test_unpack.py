@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import markit.unpack
-from markit.unpack import default_dest
+import markit.read.unpack
+from markit.read.unpack import default_dest
 from tests.support.hostile import (
     TEntry,
     ZEntry,
@@ -186,7 +186,7 @@ def test_a_failure_while_writing_leaves_nothing(work: Path, tmp_path: Path, monk
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd, data)
 
-    monkeypatch.setattr(markit.unpack.os, "write", failing)
+    monkeypatch.setattr(markit.read.unpack.os, "write", failing)
     status, _, err = run_main(monkeypatch, capsys, "unpack", str(tmp_path / "m.mar"), "-d", "out")
     assert status == (130 if failure == "interrupt" else 1)
     assert ("no space left" in err) if failure == "disk-full" else ("interrupted" in err)

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from markit import zipformat as zf
-from markit.archive import ByteSource, Member
-from markit.checks import Limits
-from markit.flow import inflate
-from markit.zipheaders import ZipStructureError, compare_headers, find_end, layout_problems, parse_central, parse_local
-from markit.zipreader import ZipFileArchive, ZipStreamArchive
+from markit.formats.base import Member
+from markit.formats.flow import inflate
+from markit.formats.zip import records as zf
+from markit.formats.zip.consistency import compare_headers, layout_problems
+from markit.formats.zip.reader import ZipFileArchive
+from markit.formats.zip.records import ZipStructureError, find_end, parse_central, parse_local
+from markit.formats.zip.stream import ZipStreamArchive
+from markit.model.limits import Limits
+from markit.storage.sources import ByteSource
 from tests.support.hostile import ZEntry, build_zip, sound_files
 
 

@@ -1,0 +1,161 @@
+"""``markit inspect``, ``verify`` and ``unpack``: the typer commands of the read side.
+
+They call only the public API (``markit.inspect``, ``markit.verify``, ``markit.unpack``),
+whose modules load when a command runs, so ``markit inspect`` starts fast. Output: results on stdout,
+problems on stderr (one line each, never a traceback); exit 0 ok, 1 bad or refused,
+2 usage (unknown flag, missing argument, a path that does not exist).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Annotated, ParamSpec
+
+import typer
+
+import markit
+from markit import ArchiveError, UsageError
+from markit.cli.common import say
+
+__all__ = ["inspect_cmd", "parse_size", "unpack_cmd", "verify_cmd"]
+
+P = ParamSpec("P")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+ArchiveArg = Annotated[str, typer.Argument(help="A .mar/zip, .tar, .tar.gz, a no-archive folder, or - for stdin."
+                                           " The format is found from the bytes, not the name.", show_default=False)]
+MaxSize = Annotated[str, typer.Option("--max-size", help="Refuse (bomb) archives whose entries declare more bytes"
+                                      " than this in all: a number with an optional K/M/G/T suffix (powers of 1024).")]
+MaxRatio = Annotated[float, typer.Option("--max-ratio", help="Refuse (bomb) an entry over 1 MiB, or a tar.gz stream,"
+                                         " that expands more than this many times. Deflate cannot honestly exceed"
+                                         " 1032.")]
+MaxEntries = Annotated[int, typer.Option("--max-entries", help="Refuse (bomb) archives with more entries than this.")]
+
+
+def parse_size(text: str) -> int:
+    """``1T``, ``500G``, ``1.5M``, ``1024`` as bytes (K, M, G, T, P are powers of 1024)."""
+    match = _SIZE.match(text.strip())
+    if match is None:
+        raise UsageError(f"--max-size {text}: expected a number of bytes with an optional K/M/G/T/P suffix")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _limits(max_size: str, max_ratio: float, max_entries: int) -> markit.Limits:
+    size = parse_size(max_size)
+    if size <= 0 or max_ratio <= 0 or max_entries <= 0:
+        raise UsageError("--max-size, --max-ratio and --max-entries must be above 0")
+    return markit.Limits(max_size=size, max_ratio=max_ratio, max_entries=max_entries)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _existing(path: str) -> str:
+    if path != "-" and not os.path.lexists(path):
+        raise UsageError(f"{path}: no such file or folder")
+    return path
+
+
+def _contained(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn an OS error into an ArchiveError (one line, exit 1), and anything unforeseen into one line too."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise ArchiveError(f"{where}{error.strerror or error}") from None
+        except (typer.Exit, ArchiveError, UsageError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - the contract is one line, never a traceback
+            raise ArchiveError(f"internal error, please report it: {type(error).__name__}: {error}") from None
+
+    return run
+
+
+@_contained
+def inspect_cmd(
+    archive: ArchiveArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: format, root, manifest, entries.")]
+    = False,
+) -> None:
+    """Show what an archive holds: model, version, handler, runtime, format, and every entry with its size,
+    method and recorded digest. A zip file is listed from its central directory: no entry data is read."""
+    from markit.cli.show import render, write_json
+
+    info = markit.inspect(archive)
+    if as_json:
+        write_json(info, sys.stdout)
+        return
+    for line in render(info):
+        print(line)
+
+
+@_contained
+def verify_cmd(
+    archives: Annotated[list[str], typer.Argument(help="Archives to check (- for stdin).", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per archive (a list for several).")]
+    = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    max_size: MaxSize = "1T",
+    max_ratio: MaxRatio = 1100.0,
+    max_entries: MaxEntries = 100_000,
+) -> None:
+    """Check archives and report every problem in one run: structure, CRC-32, recorded SHA-256, unsafe names,
+    links, duplicates, bombs, the manifest and the files it names. Exit 1 if any archive is not ok."""
+    limits = _limits(max_size, max_ratio, max_entries)
+    for path in archives:
+        _existing(path)
+    if archives.count("-") > 1:
+        raise UsageError("- (stdin) can be given once")
+    reports = [markit.verify(path, limits=limits) for path in archives]
+    for report in reports:
+        for line in report.lines():
+            say(line)
+    if as_json:
+        shown = [r.to_json(strict=strict) for r in reports]
+        print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
+    else:
+        for r in reports:
+            errors = sum(p.severity == "error" for p in r.problems)
+            print(f"{r.archive}: {'ok' if r.ok(strict=strict) else 'FAILED'} ({_count(errors, 'error')},"
+                  f" {_count(len(r.problems) - errors, 'warning')})")
+    if not all(r.ok(strict=strict) for r in reports):
+        raise typer.Exit(1)
+
+
+@_contained
+def unpack_cmd(
+    archive: ArchiveArg,
+    dest: Annotated[str | None, typer.Option("--dest", "-d", help="Folder to create (default: ./NAME, the archive's"
+                                             " name without .mar/.tar.gz/...; from stdin, the model name).",
+                                             show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace DEST if it exists and is not empty.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no warnings, no summary line.")]
+    = False,
+    max_size: MaxSize = "1T",
+    max_ratio: MaxRatio = 1100.0,
+    max_entries: MaxEntries = 100_000,
+) -> None:
+    """Unpack an archive into DEST, only if verify finds no error: otherwise nothing is written. Files go to a
+    temporary folder beside DEST and are moved into place once every check passed; no link or special file is
+    ever created, nothing is written outside DEST."""
+    limits = _limits(max_size, max_ratio, max_entries)
+    try:
+        done = markit.unpack(archive, dest, force=force, limits=limits)
+    except markit.Refused as refused:
+        for p in refused.problems:
+            say(f"{archive}: {p.severity} {p.code}: {p.message}")
+        raise
+    if not quiet:
+        for p in done.problems:
+            say(f"{archive}: {p.severity} {p.code}: {p.message}")
+        say(f"unpacked {archive} to {done.dest}: {done.files} files, {done.size:,} bytes")

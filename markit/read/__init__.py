@@ -1,0 +1,1 @@
+"""The read side: source -> members -> data pass -> checks -> report (``inspect``, ``verify``, ``unpack``)."""

@@ -1,0 +1,124 @@
+"""What the data pass finds in an archive: each member's bytes checked once, as they flow from the reader.
+
+For every file member a :class:`MemberCheck` runs a :class:`~markit.engine.datapass.DataStream`
+(CRC-32, checked against the zip header, and, when a digest record may exist, SHA-256),
+keeps the bytes of ``MAR-INF/MANIFEST.json`` and ``MAR-INF/RECORD`` (up to a cap), and
+hands each chunk to an optional :class:`Writer`'s file (``unpack``): on the stream's
+workers for large members, while this thread reads and inflates the next chunk.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from markit.engine.datapass import DataStream, Digest
+from markit.formats.base import Member, MemberSink
+from markit.model.limits import MANIFEST_MAX, RECORD_MAX
+from markit.model.manifest import MANIFEST_NAME
+from markit.model.names import captured_name
+from markit.model.problems import Problem, problem, quote
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["DataCheck", "FileOut", "MemberCheck", "Writer"]
+
+
+class FileOut(Protocol):
+    """One file being written by a :class:`Writer`."""
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Append *chunk*."""
+
+    def close(self, keep: bool) -> None:
+        """Finish the file; without *keep*, remove it."""
+
+
+class Writer(Protocol):
+    """Where ``unpack`` puts members: files and folders under a temporary tree."""
+
+    def open(self, member: Member) -> FileOut | None:
+        """Make a folder member (None), or open a file member for writing (None if it is not written)."""
+
+
+class MemberCheck:
+    """The sink for one file member: its data stream (CRC-32, SHA-256, the writer's file) and captured bytes."""
+
+    def __init__(self, owner: DataCheck, member: Member, out: FileOut | None) -> None:
+        self.owner = owner
+        self.out = out
+        self.stream = DataStream(size=member.size, consume=out.write if out is not None else None, sha=owner.sha)
+        kept = captured_name(member.name)
+        self.cap = 0 if kept is None else (MANIFEST_MAX if kept == MANIFEST_NAME else RECORD_MAX) + 1
+        self.kept = bytearray()
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.owner.current = self
+        self.stream.write(chunk)
+        if len(self.kept) < self.cap:
+            self.kept += chunk[: self.cap - len(self.kept)]
+
+    def done(self, member: Member, complete: bool) -> None:
+        self.owner.current = None
+        try:
+            digest = self.stream.finish()
+        except BaseException:
+            if self.out is not None:
+                self.out.close(False)
+            raise
+        self.owner.finished(self, digest, member, complete)
+
+
+class DataCheck:
+    """Makes the sink for each member and gathers what the data pass found."""
+
+    def __init__(self, *, sha: bool, writer: Writer | None = None) -> None:
+        self.sha = sha
+        """Whether to compute SHA-256 (only useful when a record may exist)."""
+        self.writer = writer
+        self.problems: list[Problem] = []
+        self.digests: dict[str, str] = {}
+        """SHA-256 of each complete file, by its name in the archive."""
+        self.sizes: dict[str, int] = {}
+        """Bytes read of each complete file that was hashed."""
+        self.captured: dict[str, bytes] = {}
+        """The bytes of MANIFEST.json and RECORD members (capped), by name in the archive."""
+        self.current: MemberCheck | None = None
+        """The member whose data is flowing, until its :meth:`MemberCheck.done`."""
+
+    def open(self, member: Member) -> MemberSink | None:
+        """The sink for *member*'s data (files only; a folder is made at once when writing)."""
+        if member.kind not in ("file", "dir"):
+            return None
+        out = self.writer.open(member) if self.writer is not None else None
+        return MemberCheck(self, member, out) if member.kind == "file" else None
+
+    def finished(self, check: MemberCheck, digest: Digest, member: Member, complete: bool) -> None:
+        """Record one member's results; keep its written file only if everything matched."""
+        good = complete
+        if complete and member.crc is not None and digest.crc != member.crc:
+            good = False
+            self.problems.append(problem("crc-mismatch", member.name, f"entry {quote(member.name)}: CRC-32 is"
+                                         f" {digest.crc:#010x}, the header says {member.crc:#010x}"))
+        if complete:
+            if self.sha:  # sizes only matter next to digests: the reader checked declared sizes
+                self.digests[member.name] = digest.sha256
+                self.sizes[member.name] = digest.size
+            if check.cap:
+                self.captured[member.name] = bytes(check.kept)
+        if check.out is not None:
+            check.out.close(good)
+
+    def close(self) -> None:
+        """After an error mid-member: let the workers finish with its chunks and close its file."""
+        if self.current is not None:
+            self.current.stream.abandon()
+            if self.current.out is not None:
+                self.current.out.close(False)
+            self.current = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

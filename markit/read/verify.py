@@ -1,0 +1,144 @@
+"""``verify``: read an archive once and report every problem it has.
+
+The pipeline is ``open_archive -> structure checks -> data pass -> pure checks``:
+the reader's own findings (damaged or disagreeing headers, overlaps, data longer
+than declared), then the data pass's (CRC-32), then :func:`markit.read.checks.check_archive`
+over the members, manifest, record and digests. ``unpack`` runs the same reading with
+a writer attached (:func:`read_archive`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from markit.errors import ArchiveError
+from markit.formats.base import Archive, ArchiveProblem, Member, read_small, relative_members
+from markit.formats.detect import open_archive
+from markit.model.limits import MANIFEST_MAX, RECORD_MAX, Limits
+from markit.model.manifest import MANIFEST_NAME
+from markit.model.names import captured_name
+from markit.model.problems import ERROR, Problem, problem
+from markit.model.record import RECORD_NAME
+from markit.read.checks import check_archive
+from markit.read.datacheck import DataCheck, Writer
+from markit.read.facts import ArchiveFacts
+
+__all__ = ["Reading", "Report", "facts_from", "read_archive", "verify_path"]
+
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``verify`` found in one archive."""
+
+    archive: str
+    """The archive as named on the command line."""
+    problems: tuple[Problem, ...]
+    """Every problem, errors and warnings, in the order found."""
+
+    def ok(self, *, strict: bool = False) -> bool:
+        """No error (with *strict*, no problem at all)."""
+        return not any(strict or p.severity == ERROR for p in self.problems)
+
+    def to_json(self, *, strict: bool = False) -> dict[str, Any]:
+        """The object ``verify --json`` prints."""
+        return {"archive": self.archive, "ok": self.ok(strict=strict),
+                "problems": [p.to_json() for p in self.problems]}
+
+    def lines(self) -> list[str]:
+        """One line per problem: ``archive: severity code: message``."""
+        return [f"{self.archive}: {p.severity} {p.code}: {p.message}" for p in self.problems]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What reading an archive through found."""
+
+    facts: ArchiveFacts
+    """Members (relative to the root), manifest and record bytes, digests."""
+    manifest: dict[str, Any] | None
+    """The manifest, if it parsed as a JSON object."""
+    problems: tuple[Problem, ...]
+    """Everything found, in order: reader, data pass, checks."""
+    written: bool
+    """Whether the data pass ran (False when a writer was refused before it)."""
+    members: tuple[Member, ...] = ()
+    """The members as read (names as in the archive, modes as finally known)."""
+
+
+def _relative_name(name: str, root: str | None) -> str:
+    return name if root is None else name.partition("/")[2]
+
+
+def _relative_keys(found: dict[str, _V], root: str | None) -> dict[str, _V]:
+    return found if root is None else {_relative_name(k, root): v for k, v in found.items()}
+
+
+def facts_from(archive: Archive, members: Sequence[Member], data: DataCheck | None) -> ArchiveFacts:
+    """The facts the pure checks take, named relative to the archive's root."""
+    root = archive.root
+    captured: dict[str, bytes] = {}
+    if data is not None:
+        for name, content in data.captured.items():
+            relative = _relative_name(name, root)
+            if captured_name(relative) == relative:
+                captured[relative] = content
+    return ArchiveFacts(
+        label=archive.label, format=archive.format, root=root,
+        members=relative_members(members, root),
+        manifest=captured.get(MANIFEST_NAME), record=captured.get(RECORD_NAME),
+        digests=None if data is None else _relative_keys(data.digests, root),
+        sizes=None if data is None else _relative_keys(data.sizes, root),
+        stream_size=archive.stream_size, complete=archive.complete,
+    )
+
+
+def _preflight(archive: Archive, index: list[Member], limits: Limits) -> list[Problem]:
+    """Problems an indexed archive shows before any data is read (so ``unpack`` can refuse early)."""
+    archive.check_structure()
+    captured = DataCheck(sha=False)
+    for member in index:
+        kept = captured_name(member.name) if member.kind == "file" else None
+        if kept == member.name:
+            content = read_small(archive, member, (MANIFEST_MAX if kept == MANIFEST_NAME else RECORD_MAX) + 1)
+            if content is not None:
+                captured.captured[member.name] = content
+    facts = replace(facts_from(archive, index, captured), digests=None, sizes=None)
+    return list(archive.problems) + check_archive(facts, limits)[1]
+
+
+def read_archive(archive: Archive, limits: Limits, writer: Writer | None = None) -> Reading:
+    """Read *archive* through once, checking everything; with *writer*, every member is also written.
+
+    With a writer, an indexed archive (zip file, folder) with an error visible
+    before its data is read is refused before anything is written.
+    """
+    index = archive.index()
+    if index is not None and writer is not None:
+        early = _preflight(archive, index, limits)
+        if any(p.severity == ERROR for p in early) or not archive.complete:
+            return Reading(facts_from(archive, index, None), None, tuple(early), False)
+    archive.check_structure()
+    sha = index is None or any(captured_name(m.name) == RECORD_NAME for m in index)
+    with DataCheck(sha=sha, writer=writer) as data:
+        members = archive.scan(data.open) if archive.complete else (index or [])
+    facts = facts_from(archive, members, data)
+    manifest, found = check_archive(facts, limits)
+    return Reading(facts, manifest, (*archive.problems, *data.problems, *found), True, tuple(members))
+
+
+def verify_path(path: str, limits: Limits) -> Report:
+    """Verify the archive at *path* (``-``: stdin); every problem is in the report, nothing is raised."""
+    try:
+        with open_archive(path, limits) as archive:
+            reading = read_archive(archive, limits)
+    except ArchiveProblem as error:
+        return Report(path, error.problems)
+    except ArchiveError as error:
+        return Report(path, (problem("corrupt", None, str(error).removeprefix(f"{path}: ")),))
+    except OSError as error:
+        return Report(path, (problem("corrupt", None, f"cannot read it ({error.strerror or error})"),))
+    return Report(path, reading.problems)

@@ -1,0 +1,1 @@
+"""The write side: inputs on disk -> snapshot -> plan -> writer -> sink (``create``)."""

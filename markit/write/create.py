@@ -1,0 +1,172 @@
+"""``create``: inputs on disk -> snapshot -> plan -> writer -> sink.
+
+The edges of the create pipeline: gathering the inputs the user named, and
+running a plan through the writer for its format. The decisions are all in
+:mod:`markit.plan`; this module only moves bytes and cleans up on failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from markit.engine.buffers import BufferRing
+from markit.engine.datapass import Digest, Feed, digest_bytes, pump
+from markit.errors import InputError, UsageError
+from markit.formats.folder.writer import FolderWriter
+from markit.formats.tar.writer import TarWriter
+from markit.formats.zip.writer import ZipWriter
+from markit.model.manifest import MANIFEST_NAME, parse_handler
+from markit.model.record import RECORD_NAME, RecordRow, format_record
+from markit.storage.sinks import FileSink, Sink, StreamSink
+from markit.write.plan import Plan
+from markit.write.snapshot import Input, expand, scan_input, split_extra_files
+
+__all__ = ["Sources", "Written", "gather_inputs", "write_plan"]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The inputs as named on the command line (paths as typed)."""
+
+    model_path: str | None = None
+    serialized_file: str | None = None
+    model_file: str | None = None
+    handler: str = ""
+    extra_files: str | None = None
+    requirements_file: str | None = None
+    config_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write_plan` produced."""
+
+    target: str
+    """The archive path, or ``-`` for stdout."""
+    files: int
+    """Members written, MAR-INF files included."""
+    input_bytes: int
+    """Bytes of input read."""
+    output_bytes: int
+    """Bytes of archive written (0 for a folder)."""
+
+
+def gather_inputs(sources: Sources) -> list[Input]:
+    """Scan every input the user named, in the order torch-model-archiver copies them."""
+    inputs: list[Input] = []
+    if sources.model_path is not None:
+        model = scan_input("--model-path", sources.model_path)
+        if not model.is_dir:
+            raise InputError(f"--model-path {sources.model_path}: is a file, expected a folder")
+        inputs.append(model)
+    for flag, value in (("--serialized-file", sources.serialized_file), ("--model-file", sources.model_file)):
+        if value is not None:
+            inputs.append(_single_file(flag, value))
+    handler_file = _handler_file(sources)
+    if handler_file is not None:
+        inputs.append(_single_file("--handler", handler_file))
+    for item in split_extra_files(sources.extra_files or ""):
+        inputs.extend(scan_input("--extra-files", match) for match in expand("--extra-files", item))
+    for flag, value in (("--requirements-file", sources.requirements_file), ("--config-file", sources.config_file)):
+        if value is not None:
+            inputs.append(_single_file(flag, value))
+    if not inputs:
+        raise UsageError("nothing to archive: give --model-path, or files with --serialized-file and the like")
+    return inputs
+
+
+def _single_file(flag: str, path: str) -> Input:
+    found = scan_input(flag, path)
+    if found.is_dir:
+        raise InputError(f"{flag} {path}: is a folder, expected a file")
+    return found
+
+
+def _handler_file(sources: Sources) -> str | None:
+    """The handler file to add at the root, if ``--handler`` names a file outside the model folder."""
+    spec = parse_handler(sources.handler)
+    if spec.path is None:
+        return None
+    if os.path.exists(spec.path):
+        return spec.path
+    if sources.model_path is not None:
+        inside = os.path.join(sources.model_path, spec.path)
+        if os.path.exists(inside):
+            # at the model folder's root it is already in; deeper, it must be copied to the root
+            return None if os.path.dirname(spec.path) == "" else inside
+    raise InputError(f"--handler {sources.handler}: handler file {spec.path} not found")
+
+
+class Writer(Protocol):
+    """What every format's writer does: take members, then close the archive."""
+
+    def add(self, name: str, size: int, mtime: float, mode: int, method: str, feed: Feed) -> Digest: ...
+    def finish(self) -> None: ...
+
+
+class Outcome(Protocol):
+    """Where the output becomes real, or disappears: a sink, or the folder writer."""
+
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def open_output(plan: Plan, target: str | None, *, force: bool) -> tuple[Outcome, Sink | None]:
+    """Where *plan*'s bytes go: a sink (file or stdout), or the folder writer for no-archive."""
+    if plan.archive_format == "no-archive":
+        assert target is not None
+        folder = FolderWriter(target, force=force)
+        return folder, None
+    sink: Sink = StreamSink() if target is None else FileSink(target, force=force)
+    return sink, sink
+
+
+def make_writer(plan: Plan, outcome: Outcome, sink: Sink | None) -> Writer:
+    """The writer for *plan*'s format (it may write a header at once)."""
+    if sink is None:
+        assert isinstance(outcome, FolderWriter)
+        return outcome
+    if plan.archive_format == "tgz":
+        return TarWriter(sink, plan.model_name, plan.generated_mtime)
+    return ZipWriter(sink)
+
+
+def write_plan(plan: Plan, target: str | None, *, force: bool, progress: Callable[[int], None] | None = None) -> Written:
+    """Write *plan* to *target* (None: stdout), calling *progress* with each chunk's bytes. On any failure, nothing
+    is left behind."""
+    outcome, sink = open_output(plan, target, force=force)
+    try:
+        writer = make_writer(plan, outcome, sink)
+        rows = _write_members(plan, writer, progress)
+        writer.finish()
+        outcome.commit()
+    except BaseException:
+        outcome.abort()
+        raise
+    return Written(target or "-", len(rows) + 1, plan.total_size, sink.position if sink else 0)
+
+
+def _file_feed(path: str, size: int, progress: Callable[[int], None] | None, ring: BufferRing) -> Feed:
+    return lambda use: pump(path, size, use, progress, ring)
+
+
+def _write_members(plan: Plan, writer: Writer, progress: Callable[[int], None] | None) -> list[RecordRow]:
+    add = writer.add
+    mtime = plan.generated_mtime
+    rows: list[RecordRow] = []
+
+    def row(name: str, digest: Digest) -> None:
+        rows.append(RecordRow(name, digest.sha256, digest.size))
+
+    data = plan.manifest_data
+    row(MANIFEST_NAME, add(MANIFEST_NAME, len(data), mtime, 0o644, "deflate",
+                           lambda use: digest_bytes(data, use)))
+    ring = BufferRing()  # one set of read buffers for every file
+    for e in plan.entries:
+        row(e.name, add(e.name, e.size, e.mtime, e.mode, e.method, _file_feed(e.source, e.size, progress, ring)))
+    record = format_record(rows)
+    add(RECORD_NAME, len(record), mtime, 0o644, "deflate", lambda use: digest_bytes(record, use))
+    return rows

@@ -1,0 +1,284 @@
+"""The file plan: which files go into the archive, under which names, and why.
+
+Pure: :func:`make_plan` takes a :class:`Request` and the scanned inputs and
+returns a :class:`Plan` (entries, exclusions with reasons, the manifest). It reads
+no disk, so its tests feed it literal snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from markit.errors import ConflictError, InputError, UsageError
+from markit.model.manifest import RUNTIMES, build_manifest, check_model_name, created_on, manifest_bytes, parse_handler
+from markit.model.names import RESERVED_DIR, excluded_name
+from markit.write.rules import choose_method, excluded_by_glob
+from markit.write.snapshot import Input, SourceFile
+
+__all__ = [
+    "ARCHIVE_FORMATS",
+    "COMPRESSIONS",
+    "Entry",
+    "Exclusion",
+    "Plan",
+    "Request",
+    "archive_filename",
+    "format_for_output",
+    "make_plan",
+]
+
+ARCHIVE_FORMATS = ("default", "zip-store", "tgz", "no-archive")
+COMPRESSIONS = ("auto", "store", "deflate")
+ZIP_FORMATS = ("default", "zip-store")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked ``create`` for, with paths already resolved."""
+
+    model_name: str
+    """``--model-name``."""
+    handler: str
+    """``--handler`` as given."""
+    archiver_version: str
+    """Written as the manifest's ``archiverVersion``."""
+    now: float
+    """The time of the run: entry times for generated files when no epoch is set."""
+    runtime: str = "python"
+    """``--runtime``."""
+    version: str | None = None
+    """``-v/--version``: the manifest's ``modelVersion``; left out when None."""
+    archive_format: str = "default"
+    """One of :data:`ARCHIVE_FORMATS`."""
+    compression: str = "auto"
+    """One of :data:`COMPRESSIONS`."""
+    excludes: tuple[str, ...] = ()
+    """``--exclude`` globs."""
+    epoch: float | None = None
+    """``SOURCE_DATE_EPOCH``: every time in the archive, when set."""
+    output_path: str | None = None
+    """The absolute output path, so an output inside an input is not archived."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file that goes into the archive."""
+
+    name: str
+    """Archive name, relative to the archive root."""
+    source: str
+    """The file to read."""
+    size: int
+    """Bytes, as scanned."""
+    mode: int
+    """Normalised permissions: 0o755 if any execute bit was set, else 0o644."""
+    mtime: float
+    """Entry time: ``SOURCE_DATE_EPOCH`` if set, else the file's mtime."""
+    method: str
+    """``store`` or ``deflate`` (zip formats); ``gzip`` (tgz); ``copy`` (no-archive)."""
+    origin: str
+    """The input it came from, e.g. ``--model-path squeezenet``."""
+    why: str
+    """Why this method was chosen."""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A file or folder of an input that stays out, and why."""
+
+    name: str
+    """Its path relative to its input."""
+    source: str
+    """Its path on disk."""
+    origin: str
+    """The input it came from."""
+    reason: str
+    """Why it is left out."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the writer needs, decided in advance."""
+
+    model_name: str
+    archive_format: str
+    entries: tuple[Entry, ...]
+    """Files in archive order (sorted by name)."""
+    exclusions: tuple[Exclusion, ...]
+    manifest: dict[str, Any]
+    generated_mtime: float
+    """Entry time of the generated MAR-INF files."""
+    notes: tuple[str, ...] = field(default=())
+    """Warnings for the user that do not stop the build."""
+
+    @property
+    def manifest_data(self) -> bytes:
+        """``MAR-INF/MANIFEST.json`` as written."""
+        return manifest_bytes(self.manifest)
+
+    @property
+    def total_size(self) -> int:
+        """Bytes of input data the archive holds."""
+        return sum(entry.size for entry in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as a JSON-ready dict (what ``--dry-run --json`` prints)."""
+        return {
+            "model_name": self.model_name,
+            "archive_format": self.archive_format,
+            "entries": [
+                {"name": e.name, "source": e.source, "size": e.size, "mode": f"{e.mode:o}",
+                 "method": e.method, "origin": e.origin, "why": e.why}
+                for e in self.entries
+            ],
+            "excluded": [
+                {"name": x.name, "source": x.source, "origin": x.origin, "reason": x.reason}
+                for x in self.exclusions
+            ],
+            "manifest": self.manifest,
+            "notes": list(self.notes),
+        }
+
+
+def archive_filename(model_name: str, archive_format: str) -> str:
+    """The file (or folder) name an archive gets in the export path."""
+    if archive_format == "tgz":
+        return f"{model_name}.tar.gz"
+    if archive_format == "no-archive":
+        return model_name
+    return f"{model_name}.mar"
+
+
+def format_for_output(output: str, archive_format: str | None) -> str:
+    """The archive format for ``-o OUTPUT``, checked against the name TorchServe will see.
+
+    TorchServe picks the reader from the file name: ``.mar`` is read as zip and
+    anything else as tar.gz, so a zip named ``.tar.gz`` or a tgz named ``.mar``
+    would be refused. Without ``--archive-format``, the name decides; ``-`` is zip.
+    """
+    is_tgz_name = output.endswith((".tar.gz", ".tgz"))
+    is_mar_name = output.endswith(".mar")
+    if archive_format is None:
+        return "tgz" if is_tgz_name else "default"
+    if archive_format in ZIP_FORMATS and is_tgz_name:
+        raise UsageError(f"-o {output}: a zip archive named .tar.gz is refused by TorchServe; name it .mar")
+    if archive_format == "tgz" and is_mar_name:
+        raise UsageError(f"-o {output}: a tgz archive named .mar is refused by TorchServe; name it .tar.gz")
+    if archive_format == "no-archive" and output == "-":
+        raise UsageError("-o -: the no-archive format writes a folder, not a stream")
+    return archive_format
+
+
+def _method(request: Request, name: str, size: int) -> tuple[str, str]:
+    if request.archive_format == "tgz":
+        return "gzip", "tgz compresses the whole stream"
+    if request.archive_format == "no-archive":
+        return "copy", "no-archive copies files"
+    if request.archive_format == "zip-store":
+        return "store", "--archive-format zip-store"
+    return choose_method(name, size, request.compression)
+
+
+def _file_exclusion(request: Request, source: SourceFile, in_folder: bool) -> str | None:
+    out = request.output_path
+    if out is not None and (source.path == out or source.path.startswith(out.rstrip("/") + "/")):
+        return "the output archive itself"
+    if not in_folder:
+        return None  # a file named on the command line goes in as named
+    parts = source.name.split("/")
+    if parts[0] == RESERVED_DIR:
+        return f"{RESERVED_DIR}/ is reserved: markit writes the archive's own"
+    for part in parts:
+        reason = excluded_name(part)
+        if reason is not None:
+            return reason
+    return excluded_by_glob(source.name, request.excludes)
+
+
+def _check_request(request: Request) -> None:
+    check_model_name(request.model_name)
+    if request.runtime not in RUNTIMES:
+        raise UsageError(f"--runtime {request.runtime}: expected one of {', '.join(RUNTIMES)}")
+    if request.archive_format not in ARCHIVE_FORMATS:
+        raise UsageError(f"--archive-format {request.archive_format}: expected one of {', '.join(ARCHIVE_FORMATS)}")
+    if request.compression not in COMPRESSIONS:
+        raise UsageError(f"--compression {request.compression}: expected one of {', '.join(COMPRESSIONS)}")
+    if request.compression != "auto" and request.archive_format != "default":
+        raise UsageError(
+            f"--compression {request.compression} applies to --archive-format default only"
+            f" (zip-store stores, tgz gzips, no-archive copies)"
+        )
+
+
+def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
+    """Decide every file: its archive name and method, or why it is left out."""
+    _check_request(request)
+    handler = parse_handler(request.handler)
+    taken: dict[str, tuple[SourceFile, str]] = {}
+    exclusions: list[Exclusion] = []
+    conflicts: list[str] = []
+    mtime_of = (lambda f: request.epoch) if request.epoch is not None else (lambda f: f.mtime)
+    for item in inputs:
+        origin = f"{item.flag} {item.given}"
+        for skip in item.skipped:
+            exclusions.append(Exclusion(skip.name, skip.path, origin, skip.reason))
+        for source in item.files:
+            reason = _file_exclusion(request, source, item.is_dir)
+            if reason is None and source.name in taken:
+                first, first_origin = taken[source.name]
+                if first.path != source.path:
+                    conflicts.append(
+                        f"{source.name!r} comes from both {first.path} ({first_origin})"
+                        f" and {source.path} ({origin})"
+                    )
+                    continue
+                reason = f"the same file is already included from {first_origin}"
+            if reason is not None:
+                exclusions.append(Exclusion(source.name, source.path, origin, reason))
+            else:
+                taken[source.name] = (source, origin)
+    if conflicts:
+        raise ConflictError("two inputs land on the same archive name: " + "; ".join(conflicts))
+    entries = []
+    for name in sorted(taken):
+        source, origin = taken[name]
+        method, why = _method(request, name, source.size)
+        mode = 0o755 if source.mode & 0o111 else 0o644
+        entries.append(Entry(name, source.path, source.size, mode, mtime_of(source), method, origin, why))
+    _check_handler(handler.module_file, handler.text, taken)
+    generated = request.epoch if request.epoch is not None else request.now
+    manifest = build_manifest(
+        model_name=request.model_name,
+        handler=handler,
+        runtime=request.runtime,
+        created=created_on(generated, utc=request.epoch is not None),
+        archiver_version=request.archiver_version,
+        serialized_file=_named(inputs, "--serialized-file"),
+        model_file=_named(inputs, "--model-file"),
+        version=request.version,
+        requirements_file=_named(inputs, "--requirements-file"),
+        config_file=_named(inputs, "--config-file"),
+    )
+    return Plan(request.model_name, request.archive_format, tuple(entries),
+                tuple(exclusions), manifest, generated)
+
+
+def _named(inputs: Sequence[Input], flag: str) -> str | None:
+    for item in inputs:
+        if item.flag == flag and not item.is_dir:
+            return os.path.basename(item.given)
+    return None
+
+
+def _check_handler(module_file: str | None, text: str, taken: dict[str, Any]) -> None:
+    if module_file is None or module_file in taken:
+        return
+    deeper = sorted(name for name in taken if name.endswith("/" + module_file))
+    hint = f"; found {deeper[0]}, but" if deeper else ";"
+    raise InputError(
+        f"--handler {text}: {module_file} is not at the archive root{hint} TorchServe imports"
+        " the handler module by its base name from the root"
+    )
