@@ -17,7 +17,7 @@ EXAMPLE = ROOT / "examples" / "squeezenet-like"
 
 
 def test_the_documented_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.DOTALL)
     assert len(blocks) >= 8
     shutil.copytree(EXAMPLE, tmp_path / "examples" / "squeezenet-like")
     monkeypatch.chdir(tmp_path)
