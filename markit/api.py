@@ -81,7 +81,6 @@ def create(
     *progress*, if given, is called with (bytes read, bytes to read) as the data flows.
     With *dry_run*, nothing is checked on the output side and nothing is written.
     """
-    from markit.storage.sinks import check_destination
     from markit.write.create import Sources, gather_inputs, write_plan
     from markit.write.plan import Request, archive_filename, format_for_output, make_plan
 
@@ -91,7 +90,7 @@ def create(
     fmt = format_for_output(output, archive_format) if output is not None else (archive_format or "default")
     target = None if output == "-" else (output or os.path.join(export_path or ".", archive_filename(model_name, fmt)))
     if target is not None and not dry_run:
-        check_destination(target, force=force, what="output folder" if fmt == "no-archive" else "archive")
+        _check_output(target, fmt, export_path, force=force)
     extras = extra_files if extra_files is None or isinstance(extra_files, str) else ",".join(extra_files)
     sources = Sources(model_path, serialized_file, model_file, handler, extras, requirements_file, config_file)
     request = Request(
@@ -105,6 +104,15 @@ def create(
     written = write_plan(plan, target, force=force, progress=_counter(progress, plan.total_size))
     return Created(plan, written.target, True, written.files, written.input_bytes, written.output_bytes,
                    time.monotonic() - started)
+
+
+def _check_output(target: str, fmt: str, export_path: str | None, *, force: bool) -> None:
+    """Refuse an output that cannot be written, before any input is read. A missing ``--export-path`` is
+    refused, not created, as torch-model-archiver and MMS model-archiver refuse it."""
+    from markit.storage.sinks import check_destination
+
+    check_destination(target, force=force, what="output folder" if fmt == "no-archive" else "archive",
+                      shown=None if export_path is None else f"--export-path {export_path}")
 
 
 def _epoch() -> float | None:

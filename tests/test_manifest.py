@@ -48,6 +48,19 @@ def test_bad_handlers(text: str) -> None:
         parse_handler(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "--handler is empty: give module[:function], a .py file or a built-in handler name"),
+        (":handle", "handler ':handle' has no module before ':'"),
+    ],
+)
+def test_handler_messages_fit_the_value(text: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_handler(text)
+    assert str(caught.value) == message
+
+
 def test_manifest_layout_matches_torch_model_archiver() -> None:
     manifest = build_manifest(
         model_name="m", handler=parse_handler("handler.py"), runtime="python", created="01/02/2026 03:04:05",

@@ -216,3 +216,26 @@ def test_every_file_is_an_entry_or_an_exclusion_and_names_are_unique(inputs: lis
     assert all(x.reason for x in plan.exclusions)
     assert len(names(plan)) == len(set(names(plan)))
     assert names(plan) == sorted(names(plan))
+
+
+def test_names_that_are_not_utf8_are_refused_unless_left_out() -> None:
+    bad = b"caf\xe9.txt".decode("utf-8", "surrogateescape")  # as os.listdir gives it
+    with pytest.raises(InputError, match=r"^model/caf\\xe9\.txt: the file name is not valid UTF-8.*--exclude$"):
+        make_plan(request(), [folder("model", "handler.py", bad)])
+    plan = make_plan(request(excludes=("caf*",)), [folder("model", "handler.py", bad, "." + bad)])
+    assert names(plan) == ["handler.py"] and {x.reason for x in plan.exclusions} == {"--exclude caf*", "hidden"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "method", "keep_smaller"),
+    [
+        ({}, "deflate", True),
+        ({"archive_format": "zip-store"}, "store", False),
+        ({"compression": "store"}, "store", False),
+        ({"compression": "deflate"}, "deflate", False),
+        ({"archive_format": "tgz"}, "deflate", False),
+    ],
+)
+def test_generated_files_are_written_as_the_others(kw: dict[str, str], method: str, keep_smaller: bool) -> None:
+    plan = make_plan(request(**kw), [folder("model", "handler.py")])
+    assert (plan.generated_method, plan.keep_smaller) == (method, keep_smaller)

@@ -61,3 +61,15 @@ def test_stream_sink_on_a_regular_file_just_writes(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == b"abcdef"
+
+
+def test_file_sink_truncate_writes_from_there(tmp_path: Path) -> None:
+    from markit.storage.sinks import FileSink
+
+    sink = FileSink(str(tmp_path / "a.mar"), force=False)
+    sink.write(b"header", b"data that goes")
+    sink.truncate(6)
+    sink.write(b"DATA")
+    assert sink.position == 10
+    sink.commit()
+    assert (tmp_path / "a.mar").read_bytes() == b"headerDATA"

@@ -26,7 +26,8 @@ def reporting(command: Callable[P, None]) -> Callable[P, None]:
     """Run *command*, turning a markit error into one stderr line and its exit code.
 
     Usage errors typer finds itself (unknown flag, bad choice) exit 2 with its message;
-    Ctrl-C exits 130. Cleanup of partial output happens where the output is written.
+    a signal exits 128 + its number, as a shell reports it: Ctrl-C 130, SIGTERM 143.
+    Cleanup of partial output happens where the output is written.
     """
 
     @functools.wraps(command)
@@ -37,13 +38,24 @@ def reporting(command: Callable[P, None]) -> Callable[P, None]:
         except MarkitError as error:
             say(str(error))
             raise typer.Exit(error.exit_code) from None
+        except _Terminated as stop:
+            say(f"terminated ({signal.Signals(stop.signum).name}); nothing was kept")
+            raise typer.Exit(128 + stop.signum) from None
         except KeyboardInterrupt:
             say("interrupted; nothing was kept")
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + signal.SIGINT) from None
 
     return run
 
 
+class _Terminated(KeyboardInterrupt):
+    """A signal other than Ctrl-C's: a KeyboardInterrupt, so every cleanup that Ctrl-C runs runs for it too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated(signum)
 

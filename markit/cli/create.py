@@ -49,9 +49,9 @@ RequirementsFileOpt = Annotated[str | None, typer.Option("--requirements-file", 
 ConfigFileOpt = Annotated[str | None, typer.Option("--config-file", "-c", help="Model config YAML: archive root; model.configFile.")]
 VersionOpt = Annotated[str | None, typer.Option("--version", "-v", help="Model version, written as model.modelVersion (left out if not given).")]
 RuntimeOpt = Annotated[Runtime, typer.Option("--runtime", help="Runtime written in the manifest.")]
-ExportPathOpt = Annotated[str | None, typer.Option("--export-path", help="Folder the archive is written to (default: the current folder).")]
+ExportPathOpt = Annotated[str | None, typer.Option("--export-path", help="Folder the archive is written to, which must exist, as for torch-model-archiver (default: the current folder).")]
 ArchiveFormatOpt = Annotated[ArchiveFormat | None, typer.Option("--archive-format", help="default: .mar zip, compressed as --compression says; zip-store: .mar, nothing compressed; tgz: .tar.gz under a MODEL_NAME/ top folder; no-archive: a folder. (default: from -o's name, else default)", show_default=False)]
-CompressionOpt = Annotated[Compression, typer.Option("--compression", help="For the default format. auto: deflate code/text suffixes (.py .json .txt .yaml ...) and other files up to 1 MiB; store weights and compressed suffixes (.bin .pt .safetensors .onnx ...) and other files over 1 MiB. store / deflate: every file.")]
+CompressionOpt = Annotated[Compression, typer.Option("--compression", help="For the default format. auto: deflate code/text suffixes (.py .json .txt .yaml ...) and other files up to 1 MiB; store weights and compressed suffixes (.bin .pt .safetensors .onnx ...) and other files over 1 MiB; any file deflate does not shrink is stored (in a file; -o - deflates every entry). store / deflate: every file.")]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Archive path; '-' writes the archive to stdout (zip unless --archive-format tgz).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out files matching this glob (archive name, or any path component if the glob has no '/'). Repeatable.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing archive.")]
@@ -118,11 +118,17 @@ def _print_plan(made: markit.Created, as_json: bool) -> None:
         print(json.dumps(made.to_json(), indent=2))
         return
     plan: Plan = made.plan
-    print(f"plan: {plan.model_name} ({plan.archive_format}) -> {made.archive}")
+    print(_escaped(f"plan: {plan.model_name} ({plan.archive_format}) -> {made.archive}"))
     for e in plan.entries:
-        print(f"  include  {e.name}  {human_bytes(e.size)}  {e.method} ({e.why})  from {e.origin}")
+        print(_escaped(f"  include  {e.name}  {human_bytes(e.size)}  {e.method} ({e.why})  from {e.origin}"))
     for x in plan.exclusions:
-        print(f"  exclude  {x.name}  ({x.reason})  from {x.origin}")
+        print(_escaped(f"  exclude  {x.name}  ({x.reason})  from {x.origin}"))
     print("  generate MAR-INF/MANIFEST.json, MAR-INF/RECORD")
     print("manifest:")
     print(plan.manifest_data.decode())
+
+
+def _escaped(text: str) -> str:
+    """*text* with bytes of a path that are not UTF-8 (an excluded file's name) shown as ``\\xe9``: printable
+    whatever stdout's error handler."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -89,6 +89,8 @@ class HandlerSpec:
 
 def parse_handler(text: str) -> HandlerSpec:
     """Take ``module[:function]`` or ``path/to/file.py[:function]`` apart."""
+    if not text:
+        raise InputError("--handler is empty: give module[:function], a .py file or a built-in handler name")
     head, sep, function = text.partition(":")
     if not head:
         raise InputError(f"handler {text!r} has no module before ':'")

@@ -26,13 +26,27 @@ def temp_name_prefix(target: str) -> str:
     return f".{os.path.basename(target)}.markit-"
 
 
-def check_destination(target: str, *, force: bool, what: str = "archive") -> str:
-    """The folder *target* goes into, after checking it can take *target*."""
-    folder = os.path.dirname(os.path.abspath(target))
+def _check_folder(folder: str, shown: str | None = None) -> None:
+    """:class:`OutputError` unless *folder* is a writable folder; messages name it as *shown* (default: itself).
+
+    A missing folder is not created: torch-model-archiver 0.12.0 and MMS model-archiver
+    both refuse an ``--export-path`` that is not a folder, and a typo should not become one.
+    """
+    shown = shown or folder
+    if not os.path.exists(folder):
+        raise OutputError(f"{shown}: the export folder does not exist; create it first"
+                          " (torch-model-archiver does not create it either)")
     if not os.path.isdir(folder):
-        raise OutputError(f"{folder}: the export folder does not exist")
+        raise OutputError(f"{shown}: is a file, expected a folder to write the archive into")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: the export folder is not writable")
+        raise OutputError(f"{shown}: the export folder is not writable")
+
+
+def check_destination(target: str, *, force: bool, what: str = "archive", shown: str | None = None) -> str:
+    """The folder *target* goes into, after checking it can take *target*; *shown* names that folder in
+    messages (e.g. ``--export-path model_store``)."""
+    folder = os.path.dirname(os.path.abspath(target))
+    _check_folder(folder, shown)
     if os.path.lexists(target) and not force:
         raise OutputError(f"{target}: the {what} already exists (use -f to overwrite it)")
     if os.path.isdir(target) and what == "archive":
@@ -73,6 +87,10 @@ class Sink:
 
     def pwrite(self, data: bytes, offset: int) -> None:
         """Overwrite bytes already written at *offset* (seekable sinks only)."""
+        raise NotImplementedError
+
+    def truncate(self, offset: int) -> None:
+        """Drop every byte from *offset* on, and write from there next (seekable sinks only)."""
         raise NotImplementedError
 
     def commit(self) -> None:
@@ -133,6 +151,14 @@ class FileSink(Sink):
             os.pwrite(self.fd, data, offset)
         except OSError as error:
             raise output_error(self.name, error) from None
+
+    def truncate(self, offset: int) -> None:
+        try:
+            os.ftruncate(self.fd, offset)
+            os.lseek(self.fd, offset, os.SEEK_SET)
+        except OSError as error:
+            raise output_error(self.name, error) from None
+        self.position = offset
 
     def commit(self) -> None:
         umask = os.umask(0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from markit.engine.buffers import BufferRing
-from markit.engine.datapass import Digest, Feed, digest_bytes, pump
+from markit.engine.datapass import Consumer, Digest, Feed, digest_bytes, pump
 from markit.errors import InputError, UsageError
 from markit.formats.folder.writer import FolderWriter
 from markit.formats.tar.writer import TarWriter
@@ -131,7 +131,7 @@ def make_writer(plan: Plan, outcome: Outcome, sink: Sink | None) -> Writer:
         return outcome
     if plan.archive_format == "tgz":
         return TarWriter(sink, plan.model_name, plan.generated_mtime)
-    return ZipWriter(sink)
+    return ZipWriter(sink, keep_smaller=plan.keep_smaller)
 
 
 def write_plan(plan: Plan, target: str | None, *, force: bool, progress: Callable[[int], None] | None = None) -> Written:
@@ -150,7 +150,16 @@ def write_plan(plan: Plan, target: str | None, *, force: bool, progress: Callabl
 
 
 def _file_feed(path: str, size: int, progress: Callable[[int], None] | None, ring: BufferRing) -> Feed:
-    return lambda use: pump(path, size, use, progress, ring)
+    """Read *path* into a writer; only the first pass counts as progress (the zip writer may read an entry
+    a second time, to store what deflate did not shrink)."""
+    passes = 0
+
+    def feed(use: Consumer) -> Digest:
+        nonlocal passes
+        passes += 1
+        return pump(path, size, use, progress if passes == 1 else None, ring)
+
+    return feed
 
 
 def _write_members(plan: Plan, writer: Writer, progress: Callable[[int], None] | None) -> list[RecordRow]:
@@ -162,11 +171,11 @@ def _write_members(plan: Plan, writer: Writer, progress: Callable[[int], None] |
         rows.append(RecordRow(name, digest.sha256, digest.size))
 
     data = plan.manifest_data
-    row(MANIFEST_NAME, add(MANIFEST_NAME, len(data), mtime, 0o644, "deflate",
-                           lambda use: digest_bytes(data, use)))
+    method = plan.generated_method
+    row(MANIFEST_NAME, add(MANIFEST_NAME, len(data), mtime, 0o644, method, lambda use: digest_bytes(data, use)))
     ring = BufferRing()  # one set of read buffers for every file
     for e in plan.entries:
         row(e.name, add(e.name, e.size, e.mtime, e.mode, e.method, _file_feed(e.source, e.size, progress, ring)))
     record = format_record(rows)
-    add(RECORD_NAME, len(record), mtime, 0o644, "deflate", lambda use: digest_bytes(record, use))
+    add(RECORD_NAME, len(record), mtime, 0o644, method, lambda use: digest_bytes(record, use))
     return rows

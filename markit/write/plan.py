@@ -113,6 +113,19 @@ class Plan:
     """Entry time of the generated MAR-INF files."""
     notes: tuple[str, ...] = field(default=())
     """Warnings for the user that do not stop the build."""
+    compression: str = "auto"
+    """``--compression``; under ``auto`` a zip file keeps any entry deflate does not shrink stored."""
+
+    @property
+    def generated_method(self) -> str:
+        """How MAR-INF/MANIFEST.json and MAR-INF/RECORD are written: stored where every file is (zip-store,
+        ``--compression store``), as torch-model-archiver's zip-store stores every entry; else deflated."""
+        return "store" if self.archive_format == "zip-store" or self.compression == "store" else "deflate"
+
+    @property
+    def keep_smaller(self) -> bool:
+        """Whether the zip writer stores a deflate entry that deflate does not shrink (``--compression auto``)."""
+        return self.archive_format == "default" and self.compression == "auto"
 
     @property
     def manifest_data(self) -> bytes:
@@ -220,7 +233,6 @@ def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
     taken: dict[str, tuple[SourceFile, str]] = {}
     exclusions: list[Exclusion] = []
     conflicts: list[str] = []
-    mtime_of = (lambda f: request.epoch) if request.epoch is not None else (lambda f: f.mtime)
     for item in inputs:
         origin = f"{item.flag} {item.given}"
         for skip in item.skipped:
@@ -242,12 +254,7 @@ def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
                 taken[source.name] = (source, origin)
     if conflicts:
         raise ConflictError("two inputs land on the same archive name: " + "; ".join(conflicts))
-    entries = []
-    for name in sorted(taken):
-        source, origin = taken[name]
-        method, why = _method(request, name, source.size)
-        mode = 0o755 if source.mode & 0o111 else 0o644
-        entries.append(Entry(name, source.path, source.size, mode, mtime_of(source), method, origin, why))
+    _check_utf8(inputs, taken)
     _check_handler(handler.module_file, handler.text, taken)
     generated = request.epoch if request.epoch is not None else request.now
     manifest = build_manifest(
@@ -262,8 +269,54 @@ def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
         requirements_file=_named(inputs, "--requirements-file"),
         config_file=_named(inputs, "--config-file"),
     )
-    return Plan(request.model_name, request.archive_format, tuple(entries),
-                tuple(exclusions), manifest, generated)
+    return Plan(request.model_name, request.archive_format, _entries(request, taken),
+                tuple(exclusions), manifest, generated, compression=request.compression)
+
+
+def _entries(request: Request, taken: dict[str, tuple[SourceFile, str]]) -> tuple[Entry, ...]:
+    """The included files in archive order, each with its method, normalised mode and entry time."""
+    entries = []
+    for name in sorted(taken):
+        source, origin = taken[name]
+        method, why = _method(request, name, source.size)
+        mode = 0o755 if source.mode & 0o111 else 0o644
+        mtime = request.epoch if request.epoch is not None else source.mtime
+        entries.append(Entry(name, source.path, source.size, mode, mtime, method, origin, why))
+    return tuple(entries)
+
+
+def _check_utf8(inputs: Sequence[Input], taken: dict[str, tuple[SourceFile, str]]) -> None:
+    """Refuse files whose names are not UTF-8 (bytes the file system holds, decoded as surrogates).
+
+    Refused rather than left out: a file in the model folder is there for the handler, and an
+    archive silently without it loads, then fails at inference, far from the cause; the files
+    that are left out (hidden, byte code) are ones no model needs. The name cannot go in as it
+    is: zip names, tar names and MAR-INF/RECORD are UTF-8, and TorchServe's Java unzip refuses
+    a malformed one. So the user chooses: rename the file, or leave it out with ``--exclude``.
+    """
+    bad = [(_escaped(os.path.join(item.given, source.name) if item.is_dir else item.given), item.is_dir)
+           for item in inputs for source in item.files
+           if not _is_utf8(source.name) and taken.get(source.name, (None,))[0] is source]
+    if not bad:
+        return
+    listed = ", ".join(path for path, _ in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    found, them = ("the file name is", "it") if len(bad) == 1 else (f"{len(bad)} file names are", "them")
+    leave = f", or leave {them} out with --exclude" if any(in_folder for _, in_folder in bad) else ""
+    raise InputError(f"{listed}: {found} not valid UTF-8, which archive names must be (TorchServe reads them as"
+                     f" UTF-8); rename {them}{leave}")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(text: str) -> str:
+    """*text* with the bytes that are not UTF-8 shown as ``\\xe9``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _named(inputs: Sequence[Input], flag: str) -> str | None:

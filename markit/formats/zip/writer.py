@@ -5,7 +5,11 @@ local headers) and by ``zipfile`` (which reads only the central directory):
 
 * to a seekable file: no data descriptors at all. The local header is written
   with the CRC unknown, the data follows, and the header is rewritten in place
-  (``pwrite``) once the CRC and compressed size are known.
+  (``pwrite``) once the CRC and compressed size are known. With *keep_smaller*
+  (``--compression auto``), a deflate entry that deflate does not shrink is
+  stored instead: decided in memory from its first chunk (all of it up to 1 MiB),
+  and for a larger entry whose whole came out no smaller than its size, its data
+  is truncated and written again, stored (its source is read a second time).
 * to a stream: every entry is DEFLATE with a 16-byte data descriptor (Java
   refuses a descriptor on STORED entries). Entries to be stored become deflate
   *stored blocks*: method 8, the bytes uncompressed, 5 bytes per 64 KiB.
@@ -33,37 +37,46 @@ _ZIP64_DEFLATE_FROM = zf.U32_MAX - (1 << 24)
 class ZipWriter:
     """Entries in, zip bytes out to a :class:`Sink`."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, *, keep_smaller: bool = False) -> None:
         self.sink = sink
+        self.keep_smaller = keep_smaller
         self.members: list[zf.ZipMember] = []
+
+    def _layout(self, method: str, size: int) -> str:
+        """How *method* is written to this sink: store, deflate, blocks (see the module docstring) or smaller."""
+        if not self.sink.seekable:
+            return "blocks" if method == "store" or size > _STREAM_DEFLATE_MAX else method
+        return "smaller" if method == "deflate" and self.keep_smaller else method
 
     def add(self, name: str, size: int, mtime: float, mode: int, method: str, feed: Feed) -> Digest:
         """One member of *size* bytes whose data *feed* supplies, with *method* store or deflate."""
         sink = self.sink
         streaming = not sink.seekable
-        if streaming and (method == "store" or size > _STREAM_DEFLATE_MAX):
-            method = "blocks"  # see the module docstring
+        method = self._layout(method, size)
         if method == "blocks":
             zip64 = stored_size(size) + len(FINAL_STORED_BLOCK) > zf.U32_MAX
         else:
-            zip64 = size >= (_ZIP64_DEFLATE_FROM if method == "deflate" else zf.U32_MAX)
-        code = zf.METHOD_STORE if method == "store" else zf.METHOD_DEFLATE
+            zip64 = size >= (zf.U32_MAX if method == "store" else _ZIP64_DEFLATE_FROM)
         date_time = zf.dos_date_time(mtime)
         offset = sink.position
 
-        def header(crc: int, csize: int) -> bytes:
+        def header(code: int, crc: int, csize: int) -> bytes:
             return zf.local_header(name, method=code, date_time=date_time, crc=crc, compressed_size=csize,
                                    size=size, descriptor=streaming, zip64=zip64)
 
-        first = header(0, size if method == "store" else 0)
+        code = zf.METHOD_STORE if method == "store" else zf.METHOD_DEFLATE
+        first = header(code, 0, size if method == "store" else 0)
         sink.write(first)
         start = sink.position
-        digest = self._data(method, feed)
+        if method == "smaller":
+            digest, code = self._smaller(feed, size, start)
+        else:
+            digest = self._data(method, feed)
         csize = sink.position - start
         if streaming:
             sink.write(zf.data_descriptor(digest.crc, csize, size, zip64=zip64))
         else:
-            sink.pwrite(header(digest.crc, csize), offset)  # same length: zip64 was chosen up front
+            sink.pwrite(header(code, digest.crc, csize), offset)  # same length: zip64 was chosen up front
         flags = int.from_bytes(first[6:8], "little")
         self.members.append(zf.ZipMember(name, code, flags, date_time, digest.crc, csize, size, offset, mode))
         return digest
@@ -81,8 +94,59 @@ class ZipWriter:
             digest = feed(sink.write)
         return digest
 
+    def _smaller(self, feed: Feed, size: int, start: int) -> tuple[Digest, int]:
+        """Deflate, or store what deflate does not shrink; the data and the method code it was written with."""
+        chooser = _Smaller(self.sink, size)
+        digest = feed(chooser)
+        chooser.end()
+        if chooser.deflater is None:
+            return digest, zf.METHOD_STORE
+        if self.sink.position - start < size:
+            return digest, zf.METHOD_DEFLATE
+        # its first chunk shrank, the whole did not: stored, it is smaller (a second read, rare)
+        self.sink.truncate(start)
+        return feed(self.sink.write), zf.METHOD_STORE
+
     def finish(self) -> None:
         """Write the central directory and the end records."""
         start = self.sink.position
         self.sink.write(*(zf.central_header(m) for m in self.members))
         self.sink.write(zf.end_records(len(self.members), start, self.sink.position - start))
+
+
+class _Smaller:
+    """A consumer that deflates an entry if deflate shrinks its first chunk, else stores it.
+
+    An entry of one chunk (up to 1 MiB, every small file) is decided on all its bytes,
+    its deflate stream ended; a larger one on its first chunk (:meth:`ZipWriter._smaller`
+    checks the whole). Chunks after the first are written as the first was.
+    """
+
+    def __init__(self, sink: Sink, size: int) -> None:
+        self.sink = sink
+        self.size = size
+        self.decided = False
+        self.deflater: Deflater | None = None
+        """The entry's deflater once deflate is chosen; None while storing (or undecided)."""
+        self.ended = False
+
+    def __call__(self, chunk: memoryview) -> None:
+        if self.decided:
+            self.sink.write(*(self.deflater.compress(chunk) if self.deflater is not None else (chunk,)))
+            return
+        self.decided = True
+        deflater = Deflater()
+        out = deflater.compress(chunk)
+        self.ended = len(chunk) >= self.size  # the whole entry: its stream can end now
+        if self.ended:
+            out.append(deflater.finish())
+        if sum(len(part) for part in out) < len(chunk):
+            self.deflater = deflater
+            self.sink.write(*out)
+        else:
+            self.sink.write(chunk)
+
+    def end(self) -> None:
+        """The data has all passed: end the deflate stream if it is not ended."""
+        if self.deflater is not None and not self.ended:
+            self.sink.write(self.deflater.finish())
