@@ -1,16 +1,33 @@
-"""How a zip's records must agree: local header against central directory, entries end to end.
+"""How a zip's records must agree: local header against central directory, entries end to end, names with
+the Unicode extra fields.
 
 Pure functions of parsed records (:mod:`markit.formats.zip.records`) returning problems.
-TorchServe reads local headers, Python's ``zipfile`` the central directory:
-:func:`compare_headers` and :func:`layout_problems` say where the two views of one archive part.
+TorchServe reads local headers, Python's ``zipfile`` the central directory, Info-ZIP ``unzip``
+the Unicode Path extra field when there is one: :func:`compare_headers`, :func:`layout_problems`
+and :func:`unicode_problems` say where the views of one archive part.
 """
 
 from __future__ import annotations
 
-from markit.formats.zip.records import FLAG_DESCRIPTOR, FLAG_ENCRYPTED, FLAG_UTF8, METHODS, Header
+import struct
+import zlib
+
+from markit.formats.zip.records import (
+    FLAG_DESCRIPTOR,
+    FLAG_ENCRYPTED,
+    FLAG_UTF8,
+    METHODS,
+    Header,
+    ZipStructureError,
+    decode_name,
+    extra_fields,
+)
 from markit.model.problems import Problem, problem, quote
 
-__all__ = ["compare_headers", "entry_problems", "layout_problems", "readable"]
+__all__ = ["compare_headers", "entry_problems", "layout_problems", "readable", "unicode_problems"]
+
+UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version (1), CRC-32 of the header's name, UTF-8 name
+UNICODE_COMMENT = 0x6375  # Info-ZIP Unicode Comment extra field: the same for the entry's comment
 
 
 def compare_headers(local: Header, central: Header) -> list[str]:
@@ -99,3 +116,46 @@ def _utf8(raw: bytes) -> bool:
         return False
     return True
 
+
+
+def unicode_problems(header: Header, where: str) -> list[Problem]:
+    """Info-ZIP Unicode Path (0x7075) and Unicode Comment (0x6375) fields in *header* (found in the *where*)
+    that give a name or comment other than the header's own.
+
+    unzip (and Python from 3.12) use such a field only when its version is 1 and its CRC-32 is that of
+    the header's raw name (or comment): otherwise they ignore it and show the header's. Only a field
+    they would use can make them see something else, so only one of those that differs is ``corrupt``
+    (or one Python 3.12+ refuses outright: a Unicode Path field under 5 bytes, or one not UTF-8).
+    """
+    if not header.extra:
+        return []
+    try:
+        fields = extra_fields(header.extra, f"entry {quote(header.name)}")
+    except ZipStructureError:
+        return []  # the header's parse already stopped on this
+    found = (_unicode_field(header, tag == UNICODE_PATH, body, where) for tag, body in fields
+             if tag in (UNICODE_PATH, UNICODE_COMMENT))
+    return [p for p in found if p is not None]
+
+
+def _unicode_field(header: Header, path: bool, body: bytes, where: str) -> Problem | None:
+    """The problem with one Unicode Path (*path*) or Comment field's *body*, if a reader would use it."""
+    name = header.name
+    what = f"entry {quote(name)}: its Info-ZIP {'Unicode Path' if path else 'Unicode Comment'} field in the {where}"
+    if len(body) < 5:  # no room for a version and a CRC
+        return problem("corrupt", name, f"{what} holds {len(body)} bytes, 5 at least: Python 3.12+ refuses"
+                       " the archive") if path else None
+    raw = header.raw_name if path else header.comment
+    if body[0] != 1 or struct.unpack_from("<I", body, 1)[0] != zlib.crc32(raw) or len(body) == 5:
+        return None  # unzip ignores it (and an empty name only says the header's name is UTF-8)
+    try:
+        given: str | None = body[5:].decode("utf-8")
+    except UnicodeDecodeError:
+        given = None
+    shown = name if path else decode_name(raw, header.flags)
+    if given == shown:
+        return None
+    said = "is not UTF-8" if given is None else f"{'names it' if path else 'gives the comment'} {quote(given)}"
+    readers = ("unzip shows the field's, Python 3.11 and TorchServe the header's" if path else
+               "readers that honour the field (Apache Commons Compress) show it, Python and unzip the header's")
+    return problem("corrupt", name, f"{what} {said}, the header {quote(shown)}: {readers}")

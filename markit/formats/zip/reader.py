@@ -20,7 +20,13 @@ from array import array
 
 from markit.formats.base import Archive, Member, MemberSink, OpenSink
 from markit.formats.flow import Flow, copy_stored, inflate
-from markit.formats.zip.consistency import compare_headers, entry_problems, layout_problems, readable
+from markit.formats.zip.consistency import (
+    compare_headers,
+    entry_problems,
+    layout_problems,
+    readable,
+    unicode_problems,
+)
 from markit.formats.zip.records import (
     CENTRAL,
     END,
@@ -60,6 +66,7 @@ class ZipFileArchive(Archive):
         self._codes = array("q")  # flags | method << 16 | zip64 << 32: what a Member does not hold
         self._data_at = array("q")  # where its data starts (-1: its local header is unreadable)
         self._checked = False
+        self._cursor = 0  # where read() looks for its member first: right after the last one read
 
     def close(self) -> None:
         self.source.close()
@@ -83,7 +90,9 @@ class ZipFileArchive(Archive):
         end = find_end(self._read_at(tail_at, self.size - tail_at), tail_at, self._read_at)
         if end.cd_offset + end.cd_size != end.at:
             raise ZipStructureError(f"the central directory ({end.cd_size:,} bytes at byte {end.cd_offset:,}) does not"
-                                    f" end where the end record starts (byte {end.at:,})")
+                                    f" end where the end record starts (byte {end.at:,}): Python's zipfile would read"
+                                    f" every entry {end.at - end.cd_size - end.cd_offset:+,} bytes from where it says,"
+                                    " as in a zip appended to other bytes")
         self.cd_offset = end.cd_offset
         self.file.seek(end.cd_offset)
         reader = ByteSource(self.file, size=None)
@@ -92,6 +101,7 @@ class ZipFileArchive(Archive):
                 self.stop("bomb", None, f"more than {self.limits.max_entries:,} entries (--max-entries)")
                 return
             header = self._next_central(reader, end.cd_offset)
+            self.problems.extend(unicode_problems(header, "central directory"))
             members.append(header.member())
             self._codes.append(header.flags | header.method << 16 | int(header.zip64) << 32)
         if len(members) != end.count or reader.position != end.cd_size:
@@ -121,13 +131,18 @@ class ZipFileArchive(Archive):
         members = self.index()
         if not self.complete:
             return
-        spans = []
+        spans: list[tuple[int, int, str]] = []
+        reach = 0
         for i in sorted(range(len(members)), key=lambda i: members[i].offset or 0):
             header = self._header(i)
             self.problems.extend(entry_problems(header))
             span = self._check_local(i, header)
-            if span is not None:
-                spans.append(span)
+            if span is None:
+                continue
+            if span[0] < reach:  # overlapping entries (a bomb, reported below): no byte is inflated twice
+                self._data_at[i] = -1
+            reach = max(reach, span[1])
+            spans.append(span)
         self.problems.extend(layout_problems(spans, self.cd_offset))
         end = max((span[1] for span in spans), default=0)
         if end < self.cd_offset and self._read_at(end, 4) == b"PK\x03\x04":
@@ -145,6 +160,7 @@ class ZipFileArchive(Archive):
         for difference in compare_headers(local, central):
             self.report("corrupt", central.name, f"entry {quote(central.name)}: {difference}: TorchServe reads the"
                         " local header, Python the central directory")
+        self.problems.extend(unicode_problems(local, "local header"))
         data_at = central.offset + local.length
         self._data_at[i] = data_at
         end = data_at + central.compressed_size
@@ -170,27 +186,33 @@ class ZipFileArchive(Archive):
     def read(self, member: Member, sink: MemberSink) -> None:
         """Push one member's data through *sink*."""
         self.check_structure()
-        at = next((i for i, m in enumerate(self.index()) if m is member), None)
+        members, start = self.index(), self._cursor
+        n = len(members)
+        # Looked for from the last one read: members read in order (inspect, unpack's preflight) cost one pass.
+        at = next((j % n for j in range(start, start + n) if members[j % n] is member), None)
         if at is None:
             sink.done(member, False)
             return
-        self._read_one(at, sink)
+        self._cursor = at + 1
+        self._read_one(at, sink, self.limits.max_size)
 
     def scan(self, open_sink: OpenSink) -> list[Member]:
         """Every member's data, read in file order; members returned in central directory order."""
         members = self.index()
         self.check_structure()
+        produced = 0
         for i in sorted(range(len(members)), key=lambda i: members[i].offset or 0):
             sink = open_sink(members[i])
             if sink is not None:
-                self._read_one(i, sink)
+                produced += self._read_one(i, sink, self.limits.max_size - produced)
         return members
 
-    def _read_one(self, i: int, sink: MemberSink) -> None:
+    def _read_one(self, i: int, sink: MemberSink, budget: int) -> int:
+        """Member *i*'s data through *sink*, if it declares no more than *budget* bytes; the bytes produced."""
         member, header, data_at = self.index()[i], self._header(i), self._data_at[i]
-        if member.kind != "file" or data_at < 0 or not readable(header) or header.size > self.limits.max_size:
-            sink.done(member, member.kind == "dir")  # an entry over --max-size is reported by check_limits
-            return
+        if member.kind != "file" or data_at < 0 or not readable(header) or header.size > budget:
+            sink.done(member, member.kind == "dir")  # entries past --max-size in all are reported by check_limits
+            return 0
         position = [data_at]
 
         def read(n: int) -> bytes:
@@ -207,9 +229,10 @@ class ZipFileArchive(Archive):
             flow = copy_stored(read_into, min(header.size, header.compressed_size), sink, self.ring)
         else:
             flow = inflate(read, sink, compressed=header.compressed_size, declared=header.size,
-                           budget=self.limits.max_size, max_ratio=self.limits.max_ratio)
+                           budget=budget, max_ratio=self.limits.max_ratio)
         self._flow_problems(header, flow)
         sink.done(member, flow.error is None)
+        return flow.produced
 
     def _flow_problems(self, header: Header, flow: Flow) -> None:
         name = header.name

@@ -21,8 +21,8 @@ from markit.model.problems import quote
 __all__ = [
     "CENTRAL", "END", "END64", "FLAG_DESCRIPTOR", "FLAG_ENCRYPTED", "FLAG_UTF8", "LOCAL", "LOCATOR", "METHODS",
     "METHOD_DEFLATE", "METHOD_STORE", "SIG_DESCRIPTOR", "U16", "U32", "U32_MAX", "End", "Header", "ZipMember",
-    "ZipStructureError", "central_header", "data_descriptor", "decode_name", "dos_date_time", "end_records",
-    "find_end", "kind_of", "local_header", "parse_central", "parse_local",
+    "ZipStructureError", "central_header", "data_descriptor", "decode_name", "dos_date_time", "end_of",
+    "end_records", "extra_fields", "find_end", "kind_of", "local_header", "parse_central", "parse_local",
 ]
 
 SIG_LOCAL = 0x04034B50
@@ -127,18 +127,8 @@ def local_header(
     if zip64:
         extra = struct.pack("<HHQQ", 1, 16, size, compressed_size)
         compressed_size = size = U32_MAX
-    head = LOCAL.pack(
-        SIG_LOCAL,
-        VERSION_ZIP64 if zip64 else VERSION_DEFAULT,
-        flags,
-        method,
-        *date_time,
-        crc,
-        compressed_size,
-        size,
-        len(raw),
-        len(extra),
-    )
+    version = VERSION_ZIP64 if zip64 else VERSION_DEFAULT
+    head = LOCAL.pack(SIG_LOCAL, version, flags, method, *date_time, crc, compressed_size, size, len(raw), len(extra))
     return head + raw + extra
 
 
@@ -168,22 +158,10 @@ def central_header(member: ZipMember) -> bytes:
         extra = struct.pack(f"<HH{len(extra_fields)}Q", 1, 8 * len(extra_fields), *extra_fields)
     version = VERSION_ZIP64 if extra_fields else VERSION_DEFAULT
     head = CENTRAL.pack(
-        SIG_CENTRAL,
-        MADE_BY_UNIX | version,
-        version,
-        member.flags,
-        member.method,
-        *member.date_time,
-        member.crc,
-        csize,
-        size,
-        len(raw),
-        len(extra),
-        0,  # comment length
-        0,  # disk number
-        0,  # internal attributes
-        (S_IFREG | member.mode) << 16,
-        offset,
+        SIG_CENTRAL, MADE_BY_UNIX | version, version, member.flags, member.method, *member.date_time, member.crc,
+        csize, size, len(raw), len(extra),
+        0, 0, 0,  # comment length, disk number, internal attributes
+        (S_IFREG | member.mode) << 16, offset,
     )
     return head + raw + extra
 
@@ -192,18 +170,11 @@ def end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
     """The end of central directory record, preceded by zip64 ones when a field overflows."""
     out = b""
     if count >= U16 or cd_offset >= U32_MAX or cd_size >= U32_MAX:
-        eocd64_offset = cd_offset + cd_size
-        out += END64.pack(
-            SIG_END64, 44, MADE_BY_UNIX | VERSION_ZIP64, VERSION_ZIP64, 0, 0,
-            count, count, cd_size, cd_offset,
-        )
-        out += LOCATOR.pack(SIG_LOCATOR, 0, eocd64_offset, 1)
-    out += END.pack(
-        SIG_END, 0, 0, min(count, U16), min(count, U16),
-        min(cd_size, U32_MAX), min(cd_offset, U32_MAX), 0,
-    )
-    return out
-
+        out += END64.pack(SIG_END64, 44, MADE_BY_UNIX | VERSION_ZIP64, VERSION_ZIP64, 0, 0, count, count, cd_size,
+                          cd_offset)
+        out += LOCATOR.pack(SIG_LOCATOR, 0, cd_offset + cd_size, 1)
+    return out + END.pack(SIG_END, 0, 0, min(count, U16), min(count, U16), min(cd_size, U32_MAX),
+                          min(cd_offset, U32_MAX), 0)
 
 
 # Decoding: what the readers parse.
@@ -235,6 +206,10 @@ class Header:
     """It carries a zip64 extra field."""
     mode: int | None = None
     """Central, unix hosts: ``st_mode`` from the external attributes."""
+    extra: bytes = b""
+    """The extra field's bytes as parsed (readers drop them once the header is checked)."""
+    comment: bytes = b""
+    """Central: the entry's comment as stored."""
 
     def member(self) -> Member:
         """The member this central header describes."""
@@ -259,16 +234,23 @@ def decode_name(raw: bytes, flags: int) -> str:
     return raw.decode("utf-8", "surrogateescape") if flags & FLAG_UTF8 else raw.decode("cp437")
 
 
-def _zip64(extra: bytes, wanted: list[int], where: str) -> tuple[list[int], bool]:
-    """*wanted* with each 0xFFFFFFFF value replaced from the zip64 extra field, in order."""
-    at = 0
-    while at + 4 <= len(extra):
+def extra_fields(extra: bytes, where: str) -> list[tuple[int, bytes]]:
+    """Each (tag, data) of a header's extra bytes; :class:`ZipStructureError` if one runs past their end."""
+    fields, at = [], 0
+    while at + 4 <= len(extra):  # as Python reads them: 1 to 3 bytes left over are ignored
         tag, length = struct.unpack_from("<HH", extra, at)
         if at + 4 + length > len(extra):
             raise ZipStructureError(f"{where}: an extra field runs past its end")
+        fields.append((tag, extra[at + 4 : at + 4 + length]))
+        at += 4 + length
+    return fields
+
+
+def _zip64(extra: bytes, wanted: list[int], where: str) -> tuple[list[int], bool]:
+    """*wanted* with each 0xFFFFFFFF value replaced from the zip64 extra field, in order."""
+    for tag, body in extra_fields(extra, where):
         if tag == 1:
-            values, body = list(wanted), extra[at + 4 : at + 4 + length]
-            spot = 0
+            values, spot = list(wanted), 0
             for i, value in enumerate(values):
                 if value == U32:
                     if spot + 8 > len(body):
@@ -276,7 +258,6 @@ def _zip64(extra: bytes, wanted: list[int], where: str) -> tuple[list[int], bool
                     values[i] = struct.unpack_from("<Q", body, spot)[0]
                     spot += 8
             return values, True
-        at += 4 + length
     return wanted, False
 
 
@@ -292,15 +273,11 @@ def parse_local(data: bytes, offset: int) -> Header:
         raise ZipStructureError(f"local header at byte {offset:,}: cut short")
     raw = data[LOCAL.size : LOCAL.size + nlen]
     extra = data[LOCAL.size + nlen : end]
-    zip64 = False
-    if U32 in (size, csize):
-        # as java.util.zip reads it: a zip64 extra of 16+ bytes holds both sizes
-        values, zip64 = _zip64(extra, [U32, U32], f"local header at byte {offset:,}")
-        if zip64:
-            size, csize = values
-    else:
-        zip64 = _zip64(extra, [], f"local header at byte {offset:,}")[1]
-    return Header(raw, decode_name(raw, flags), flags, method, crc, csize, size, offset, end, zip64)
+    wanted = [U32, U32] if U32 in (size, csize) else []  # as java.util.zip reads it: a zip64 extra holds both
+    values, zip64 = _zip64(extra, wanted, f"local header at byte {offset:,}")
+    if zip64 and wanted:
+        size, csize = values
+    return Header(raw, decode_name(raw, flags), flags, method, crc, csize, size, offset, end, zip64, extra=extra)
 
 
 def parse_central(data: bytes, at: int, where: int) -> Header:
@@ -315,13 +292,13 @@ def parse_central(data: bytes, at: int, where: int) -> Header:
     length = CENTRAL.size + nlen + xlen + clen
     if len(data) < at + length:
         raise ZipStructureError(f"central directory entry at byte {where:,}: cut short")
-    raw = data[start : start + nlen]
-    values, zip64 = _zip64(data[start + nlen : start + nlen + xlen], [size, csize, offset],
-                           f"central directory entry {quote(decode_name(raw, flags))}")
+    raw, extra = data[start : start + nlen], data[start + nlen : start + nlen + xlen]
+    values, zip64 = _zip64(extra, [size, csize, offset], f"central directory entry {quote(decode_name(raw, flags))}")
     size, csize, offset = values
     unix = external >> 16 if (made_by >> 8) in UNIX_HOSTS else 0
     mode = _MODES.setdefault(unix, unix) if unix else None
-    return Header(raw, decode_name(raw, flags), flags, method, crc, csize, size, offset, length, zip64, mode)
+    return Header(raw, decode_name(raw, flags), flags, method, crc, csize, size, offset, length, zip64, mode, extra,
+                  data[start + nlen + xlen : at + length])
 
 
 @dataclass(frozen=True)
@@ -341,21 +318,66 @@ class End:
 def find_end(tail: bytes, tail_at: int, read_at: Callable[[int, int], bytes]) -> End:
     """The end of central directory record in *tail* (the file's last bytes, starting at *tail_at*).
 
-    Zip64 end records are read through *read_at(offset, n)*. :class:`ZipStructureError` if absent.
+    The zip64 end record is read through *read_at(offset, n)*. :class:`ZipStructureError` if
+    absent, or if another reader would take another (see :func:`end_of`).
     """
     pos = _end_position(tail)
-    _, disk, cd_disk, _, count, cd_size, cd_offset, _ = END.unpack_from(tail, pos)
-    if disk or cd_disk:
-        raise ZipStructureError("a multi-disk (split) zip archive")
     at = tail_at + pos
-    if pos >= LOCATOR.size and LOCATOR.unpack_from(tail, pos - LOCATOR.size)[0] == SIG_LOCATOR:
-        _, _, end64_at, _ = LOCATOR.unpack_from(tail, pos - LOCATOR.size)
-        record = read_at(end64_at, END64.size)
-        if len(record) < END64.size or END64.unpack_from(record)[0] != SIG_END64:
-            raise ZipStructureError(f"the zip64 end record is not at byte {end64_at:,}, where its locator says")
-        _, _, _, _, _, _, _, count, cd_size, cd_offset = END64.unpack_from(record)
-        at = end64_at
-    return End(count, cd_offset, cd_size, at)
+    locator = tail[pos - LOCATOR.size : pos] if pos >= LOCATOR.size else b""
+    if locator[:4] != struct.pack("<I", SIG_LOCATOR):
+        return end_of(tail[pos:], at, None, None)
+    return end_of(tail[pos:], at, locator, read_at(at - LOCATOR.size - END64.size, END64.size))
+
+
+def end_of(record: bytes, at: int, locator: bytes | None, end64: bytes | None) -> End:
+    """What an end record says: *record* holds it and every byte after it (its comment, to the end of the
+    archive), found at byte *at*; *locator* is the zip64 locator just before it, if any, and *end64* the
+    56 bytes before that locator.
+
+    :class:`ZipStructureError` wherever Python's ``zipfile`` or Info-ZIP ``unzip`` would read the
+    archive's end otherwise: both take the *last* end record signature in the file, and each finds
+    the zip64 end record its own way (Python: just before the locator; unzip: where it points).
+    """
+    _, disk, cd_disk, here, count, cd_size, cd_offset, clen = END.unpack_from(record)
+    if (after := len(record) - END.size - clen) > 0:
+        raise ZipStructureError(f"{after:,} byte{'s' if after > 1 else ''} after the end record (byte {at:,}) and its"
+                                f" {clen:,}-byte comment: the end record must end the archive, where other readers"
+                                " look for it")
+    if after < 0:
+        raise ZipStructureError(f"the end record (byte {at:,}) declares a {clen:,}-byte comment; the archive ends"
+                                f" {len(record) - END.size:,} bytes after it")
+    if (inner := record.rfind(struct.pack("<I", SIG_END))) > 0:
+        raise ZipStructureError(f"another end record signature at byte {at + inner:,}, inside the end record at"
+                                f" byte {at:,} or its comment: Python's zipfile and unzip read the archive from it")
+    if disk or cd_disk or here != count:
+        raise ZipStructureError("a multi-disk (split) zip archive")
+    if locator is None:
+        return End(count, cd_offset, cd_size, at)
+    return _zip64_end((count, cd_size, cd_offset), at, locator, end64)
+
+
+def _zip64_end(classic: tuple[int, int, int], at: int, locator: bytes, end64: bytes | None) -> End:
+    """The zip64 end record before *locator*, which must agree with the *classic* (entries, size, offset)."""
+    _, locator_disk, pointed, disks = LOCATOR.unpack(locator)
+    where = at - LOCATOR.size - END64.size
+    if pointed != where:
+        raise ZipStructureError(f"the zip64 locator points at byte {pointed:,}, not just before itself (byte"
+                                f" {where:,}): unzip reads the zip64 end record where it points, Python's zipfile"
+                                " right before the locator")
+    if end64 is None or len(end64) < END64.size or END64.unpack_from(end64)[0] != SIG_END64:
+        raise ZipStructureError(f"no zip64 end record at byte {where:,}, where its locator points")
+    _, length, _, _, disk, cd_disk, here, count, cd_size, cd_offset = END64.unpack_from(end64)
+    if length != END64.size - 12:
+        raise ZipStructureError(f"the zip64 end record says it is {length + 12:,} bytes long: {END64.size} expected"
+                                " (Python's zipfile reads no extensible data)")
+    if locator_disk or disks != 1 or disk or cd_disk or here != count:
+        raise ZipStructureError(f"a multi-disk (split) zip archive (its zip64 locator says {disks:,} disks)")
+    for what, mine, theirs, saturated in zip(("entries", "central directory bytes", "central directory offset"),
+                                             classic, (count, cd_size, cd_offset), (U16, U32, U32)):
+        if mine not in (theirs, saturated):  # unzip uses the zip64 record only if these agree; Python always
+            raise ZipStructureError(f"the end record says {what} {mine:,}, the zip64 end record {theirs:,}:"
+                                    " unzip reads the first, Python's zipfile the second")
+    return End(count, cd_offset, cd_size, where)
 
 
 def _end_position(tail: bytes) -> int:
@@ -371,4 +393,3 @@ def _end_position(tail: bytes) -> int:
     if last < 0:
         raise ZipStructureError("no end-of-central-directory record: the archive is truncated or not a zip")
     return last
-

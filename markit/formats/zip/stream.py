@@ -2,7 +2,10 @@
 
 A stream cannot be sought, so each entry's data is delimited by its local header's
 sizes or, with a data descriptor, by the end of its deflate stream; the central
-directory that follows must then describe exactly the entries that were streamed.
+directory that follows must then describe exactly the entries that were streamed, and
+the end records must end the stream: Python's ``zipfile`` and ``unzip``, given the same
+bytes as a file, read it from its last end record, so any byte after it would show them
+another archive.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import struct
 from dataclasses import replace
 
+from markit.engine.buffers import CHUNK
 from markit.formats.base import Archive, Member, MemberSink, OpenSink
 from markit.formats.flow import Flow, copy_stored, inflate
-from markit.formats.zip.consistency import compare_headers, entry_problems, readable
+from markit.formats.zip.consistency import compare_headers, entry_problems, readable, unicode_problems
 from markit.formats.zip.records import (
     CENTRAL,
     END,
@@ -22,9 +26,9 @@ from markit.formats.zip.records import (
     LOCATOR,
     METHODS,
     SIG_DESCRIPTOR,
-    U16,
     Header,
     ZipStructureError,
+    end_of,
     kind_of,
     parse_central,
     parse_local,
@@ -34,6 +38,9 @@ from markit.model.problems import quote
 from markit.storage.sources import ByteSource, Truncated
 
 __all__ = ["ZipStreamArchive"]
+
+TRAILING_COUNTED = 16 << 20  # 16 MiB: bytes after the end record are counted this far (a second archive shows
+# well before), then reported as "at least" so many and the rest is left unread
 
 
 class _Discard:
@@ -80,7 +87,7 @@ class ZipStreamArchive(Archive):
         fixed = self.source.read_exact(LOCAL.size, "a local header")
         nlen, xlen = LOCAL.unpack_from(fixed)[9:11]
         header = parse_local(fixed + self.source.read_exact(nlen + xlen, "a local header"), offset)
-        self.problems.extend(entry_problems(header))
+        self.problems.extend([*entry_problems(header), *unicode_problems(header, "local header")])
         descriptor = bool(header.flags & FLAG_DESCRIPTOR)
         member = replace(header.member(), size=None if descriptor else header.size,
                          crc=None if descriptor else header.crc,
@@ -96,8 +103,8 @@ class ZipStreamArchive(Archive):
             sink.done(member, flow.error is None and self.complete)
         elif (dir_sink := open_sink(member) if member.kind == "dir" else None) is not None:
             dir_sink.done(member, True)
-        return replace(header, crc=member.crc or 0, size=member.size or 0,
-                       compressed_size=member.compressed_size or 0), member
+        return replace(header, crc=member.crc or 0, size=member.size or 0,  # extra bytes not kept: checked
+                       compressed_size=member.compressed_size or 0, extra=b""), member
 
     def _data(self, header: Header, sink: MemberSink) -> Flow:
         descriptor = bool(header.flags & FLAG_DESCRIPTOR)
@@ -144,14 +151,15 @@ class ZipStreamArchive(Archive):
     def _central(self, locals_: dict[int, tuple[Header, Member]]) -> None:
         """Read the central directory; each entry must match a local header, and gives it its mode."""
         seen: set[int] = set()
-        count = 0
+        count, cd_at = 0, self.source.position
         while self.source.peek(4) == b"PK\x01\x02":
-            where = self.source.position
-            fixed = self.source.read_exact(CENTRAL.size, "the central directory")
-            nlen, xlen, clen = struct.unpack_from("<HHH", fixed, 28)
-            central = parse_central(fixed + self.source.read_exact(nlen + xlen + clen, "the central directory"),
-                                    0, where)
+            if count >= self.limits.max_entries:
+                self.stop("bomb", None, f"more than {self.limits.max_entries:,} entries in the central directory"
+                          " (--max-entries)")
+                return
+            central = self._central_header()
             count += 1
+            self.problems.extend(unicode_problems(central, "central directory"))
             if self._match(central, locals_, seen):
                 header, member = locals_[central.offset]
                 kind, detail = kind_of(header.name, central.mode)
@@ -160,7 +168,13 @@ class ZipStreamArchive(Archive):
             if offset not in seen:
                 self.report("corrupt", header.name, f"entry {quote(header.name)}: not in the central directory:"
                             " TorchServe would unpack it, Python would not see it")
-        self._end(count)
+        self._end(count, cd_at)
+
+    def _central_header(self) -> Header:
+        where = self.source.position
+        fixed = self.source.read_exact(CENTRAL.size, "the central directory")
+        nlen, xlen, clen = struct.unpack_from("<HHH", fixed, 28)
+        return parse_central(fixed + self.source.read_exact(nlen + xlen + clen, "the central directory"), 0, where)
 
     def _match(self, central: Header, locals_: dict[int, tuple[Header, Member]], seen: set[int]) -> bool:
         """Compare a central entry with the local header it points at; False if it points at none."""
@@ -184,18 +198,38 @@ class ZipStreamArchive(Archive):
                         " header and the central directory")
         return True
 
-    def _end(self, count: int) -> None:
-        head = self.source.peek(4)
-        if head == b"PK\x06\x06":
-            self.source.read_exact(END64.size, "the zip64 end record")
-            head = self.source.peek(4)
-        if head == b"PK\x06\x07":
-            self.source.read_exact(LOCATOR.size, "the zip64 end locator")
-            head = self.source.peek(4)
-        if head != b"PK\x05\x06":
+    def _end(self, count: int, cd_at: int) -> None:
+        """The end records after the central directory (*count* entries from byte *cd_at*), then nothing more."""
+        cd_size = self.source.position - cd_at
+        end64 = self._optional(b"PK\x06\x06", END64.size, "the zip64 end record")
+        locator = self._optional(b"PK\x06\x07", LOCATOR.size, "the zip64 end locator")
+        if end64 is not None and locator is None:
+            raise ZipStructureError(f"a zip64 end record at byte {cd_at + cd_size:,} with no locator after it:"
+                                    " Python's zipfile and unzip would not find it")
+        if self.source.peek(4) != b"PK\x05\x06":
             raise ZipStructureError("no end-of-central-directory record: the archive is truncated or not a zip")
+        at = self.source.position
         record = self.source.read_exact(END.size, "the end record")
-        if END.unpack(record)[4] not in (count, U16):
-            self.report("corrupt", None, f"the end record says {END.unpack(record)[4]:,} entries; the central"
-                        f" directory holds {count:,}")
+        end = end_of(record + self.source.read_exact(END.unpack(record)[7], "the end record's comment"), at,
+                     locator, end64)
+        if (end.count, end.cd_size, end.cd_offset) != (count, cd_size, cd_at):
+            raise ZipStructureError(f"the end records say {end.count:,} entries in {end.cd_size:,} bytes from byte"
+                                    f" {end.cd_offset:,}; the central directory holds {count:,} in {cd_size:,} from"
+                                    f" byte {cd_at:,}")
+        self._trailing()
 
+    def _optional(self, signature: bytes, size: int, what: str) -> bytes | None:
+        """The next *size* bytes if they start with *signature*, else None (nothing read)."""
+        return self.source.read_exact(size, what) if self.source.peek(4) == signature else None
+
+    def _trailing(self) -> None:
+        """Any byte after the end record is an error; they are counted in chunks, up to :data:`TRAILING_COUNTED`."""
+        first, counted = self.source.peek(4), 0
+        while counted <= TRAILING_COUNTED and (chunk := self.source.read(CHUNK)):
+            counted += len(chunk)
+        if counted:
+            what = " (a local header: another zip starts there)" if first == b"PK\x03\x04" else ""
+            self.report("corrupt", None, f"{'at least ' if counted > TRAILING_COUNTED else ''}{counted:,}"
+                        f" byte{'s' if counted > 1 else ''} after the end record{what}: other readers would read what"
+                        " they describe, not what was streamed (Python's zipfile and unzip read a file from its last"
+                        " end record)")
