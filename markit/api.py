@@ -81,6 +81,7 @@ def create(
     *progress*, if given, is called with (bytes read, bytes to read) as the data flows.
     With *dry_run*, nothing is checked on the output side and nothing is written.
     """
+    from markit.engine.datapass import counter
     from markit.write.create import Sources, gather_inputs, write_plan
     from markit.write.plan import Request, archive_filename, format_for_output, make_plan
 
@@ -101,7 +102,7 @@ def create(
     plan = make_plan(request, gather_inputs(sources))
     if dry_run:
         return Created(plan, target or "-", written=False)
-    written = write_plan(plan, target, force=force, progress=_counter(progress, plan.total_size))
+    written = write_plan(plan, target, force=force, progress=counter(progress, plan.total_size))
     return Created(plan, written.target, True, written.files, written.input_bytes, written.output_bytes,
                    time.monotonic() - started)
 
@@ -124,49 +125,38 @@ def _epoch() -> float | None:
     return float(value)
 
 
-def _counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:
-    if progress is None:
-        return None
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(done, total)
-
-    return advance
-
-
 def inspect(path: str) -> ArchiveInfo:
     """What the archive at *path* (a file, a folder, or ``-`` for stdin) holds, as ``markit inspect`` shows it.
 
     A zip file is listed from its central directory: no entry data is read.
-    :class:`~markit.errors.ArchiveError` if it cannot be read through.
+    :class:`~markit.errors.ArchiveError` if it is missing or cannot be read through.
     """
     from markit.read.summary import summarize
 
-    return summarize(_existing(path))
+    return summarize(path)
 
 
-def verify(path: str, *, limits: Limits | None = None) -> Report:
+def verify(path: str, *, limits: Limits | None = None, progress: Callable[[int, int], None] | None = None) -> Report:
     """Every problem of the archive at *path*, as ``markit verify`` reports them; nothing is raised for a
-    bad archive (a missing or unreadable path is a problem of its report too)."""
+    bad archive (a missing or unreadable path is a problem of its report too).
+
+    *progress*, if given, is called with (file bytes checked, bytes the archive's index declares, or 0
+    when it has none: a stream, a tar).
+    """
     from markit.read.verify import verify_path
 
-    return verify_path(path, limits or Limits())
+    return verify_path(path, limits or Limits(), progress)
 
 
-def unpack(path: str, dest: str | None = None, *, force: bool = False, limits: Limits | None = None) -> Unpacked:
+def unpack(path: str, dest: str | None = None, *, force: bool = False, limits: Limits | None = None,
+           progress: Callable[[int, int], None] | None = None) -> Unpacked:
     """Unpack *path* into *dest* (default: the archive's name without its suffix), only if it has no error.
 
     :class:`~markit.read.unpack.Refused` (with every problem) if it has one; nothing is written then.
+    *progress* is called as for :func:`verify`.
     """
     from markit.read.unpack import unpack as unpack_archive
 
-    return unpack_archive(_existing(path), dest, force=force, limits=limits or Limits())
-
-
-def _existing(path: str) -> str:
-    if path != "-" and not os.path.lexists(path):
-        raise UsageError(f"{path}: no such file or folder")
-    return path
+    if dest == "":
+        raise UsageError("-d/--dest is empty: name the folder to create, or leave -d out for the default")
+    return unpack_archive(path, dest, force=force, limits=limits or Limits(), progress=progress)

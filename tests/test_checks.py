@@ -42,7 +42,9 @@ def test_the_issue_codes_are_all_there_with_their_severity() -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [("", "empty"), ("/etc/passwd", "absolute"), ("C:/x", "drive letter"), ("c:x", "drive letter"),
-     ("a/../../b", "'..'"), ("..", "'..'"), ("a\\b", "backslash"), ("a\x00b", "NUL")],
+     ("a/../../b", "'..'"), ("..", "'..'"), ("a\\b", "backslash"), ("a\x00b", "NUL"),
+     ("x" * 256, "over 255 bytes"), ("a/" + "é" * 128, "over 255 bytes"), ("ab/" * 1365 + "abc", "over 4,096 bytes"),
+     ("../" * 2000, "over 4,096 bytes")],
 )
 def test_unsafe_names(name: str, reason: str) -> None:
     found = unsafe_reason(name)
@@ -217,3 +219,20 @@ def test_check_archive_reports_everything_at_once() -> None:
 def test_an_incomplete_read_reports_no_absences() -> None:
     _, found = check_archive(facts(manifest=None, complete=False), Limits())
     assert found == []
+
+
+def test_excluded_files_are_found_in_one_pass_and_names_past_the_limits_skipped() -> None:
+    import random
+
+    from markit.model.names import excluded_name
+
+    def definition(name: str) -> bool:
+        return any(excluded_name(part) for part in normalize(name).split("/") if part not in ("MANIFEST.json", ".."))
+
+    rng = random.Random(2)
+    parts = ["", ".", "..", "a", ".a", "__MACOSX", "__MACOSXy", "__pycache__", "x.pyc", ".pyc", "b.pyc.x",
+             "MANIFEST.json", ".DS_Store", "pyc"]
+    names = ["/".join(rng.choice(parts) for _ in range(rng.randint(1, 5))) for _ in range(3000)]
+    found = {p.path for p in excluded_problems([F(n, "file") for n in names])}
+    assert found == {n for n in names if definition(n)}
+    assert excluded_problems([F("d/" * 2100 + ".hidden", "file"), F("x" * 300 + "/.pyc", "file")]) == []

@@ -6,7 +6,10 @@ import fcntl
 import io
 import os
 import struct
+import subprocess
+import sys
 import termios
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +119,44 @@ def test_disabled_draws_nothing() -> None:
     bar.advance(10)
     bar.close()
     assert out.getvalue() == ""
+
+
+def _stderr_on_a_terminal(args: list[str], cwd: Path) -> str:
+    """What ``python -m markit ARGS`` writes to stderr when stderr is a 100-column terminal."""
+    leader, follower = os.openpty()
+    try:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        done = subprocess.run([sys.executable, "-m", "markit", *args], cwd=cwd, stderr=follower,
+                              stdout=subprocess.PIPE, env=env, timeout=60, check=False)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert done.returncode == 0, b"".join(chunks)
+        return b"".join(chunks).decode(errors="replace")
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+
+
+def test_verify_and_unpack_show_the_bar_on_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(os.urandom(3 << 20))
+    (tmp_path / "model" / "handler.py").write_text("def handle(d, c):\n    return d\n")
+    markit_create = [sys.executable, "-m", "markit", "create", "-q", "--model-name", "m", "--handler",
+                     "handler:handle", "--model-path", "model", "-o", "m.mar"]
+    subprocess.run(markit_create, cwd=tmp_path, check=True)
+    shown = _stderr_on_a_terminal(["verify", "m.mar"], tmp_path)
+    assert "\rverify m.mar [" in shown and "/3.0 MiB" in shown, shown  # the total: what the index declares
+    shown = _stderr_on_a_terminal(["unpack", "m.mar", "-d", "out"], tmp_path)
+    assert "\runpack m.mar [" in shown and "/3.0 MiB" in shown, shown
+    assert (tmp_path / "out" / "weights.bin").stat().st_size == 3 << 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -151,9 +152,8 @@ def test_markit_stream_output_through_a_real_pipe(example: Path, tmp_path: Path)
 @pytest.mark.parametrize(
     ("argv", "words"),
     [(["verify"], "Missing argument"), (["verify", "--bogus", "x"], "No such option"),
-     (["verify", "/no/such/file.mar"], "no such file or folder"), (["inspect", "/no/such"], "no such file"),
-     (["unpack", "/no/such"], "no such file"), (["verify", "-", "-"], "once"),
-     (["verify", "x", "--max-size", "lots"], "--max-size")],
+     (["verify", "-", "-"], "once"), (["verify", "x", "--max-size", "lots"], "--max-size"),
+     (["unpack", "x", "-d", ""], "-d/--dest is empty")],
 )
 def test_usage_errors_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                              argv: list[str], words: str) -> None:
@@ -192,3 +192,38 @@ def test_a_real_process_prints_one_line_per_problem(tmp_path: Path) -> None:
         (f"markit: {where}: warning no-record: no MAR-INF/RECORD: the files' contents cannot be checked against"
          " digests (the real archivers never write one; markit create does)"),
     ]
+
+
+@pytest.mark.parametrize(("argv", "words"), [(["verify", "/no/such/file.mar"], "no such file or folder"),
+                                             (["inspect", "/no/such"], "no such file"),
+                                             (["unpack", "/no/such"], "no such file")])
+def test_a_missing_archive_is_a_bad_archive(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path, argv: list[str], words: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_main(monkeypatch, capsys, *argv)
+    assert status == 1 and words in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_archive_named_gets_its_report(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.mar").write_bytes(zip_of({**sound_files(), "MAR-INF/RECORD": record_bytes(sound_files())}))
+    (tmp_path / "notes.txt").write_text("not an archive")
+    status, out, _ = run_main(monkeypatch, capsys, "verify", "good.mar", "/nonexistent.mar", "notes.txt", "--json")
+    assert status == 1
+    shown = json.loads(out)
+    assert [(r["archive"], r["ok"]) for r in shown] == [("good.mar", True), ("/nonexistent.mar", False),
+                                                        ("notes.txt", False)]
+    assert shown[1]["problems"][0]["code"] == "not-an-archive"
+    assert "no such file or folder" in shown[1]["problems"][0]["message"]
+
+
+def test_a_fifo_is_refused_not_waited_on(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.mar")  # nobody writes to it: opening it would block forever
+    for command in (["verify", "pipe.mar"], ["inspect", "pipe.mar"], ["unpack", "pipe.mar", "-d", "out"]):
+        monkeypatch.chdir(tmp_path)
+        status, _, err = run_main(monkeypatch, capsys, *command)
+        assert status == 1 and "a FIFO, not a file or folder" in err, (command, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.mar"]

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,13 +34,21 @@ def sparse_sha256(size: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def big_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     model = tmp_path_factory.mktemp("big") / "model"
     model.mkdir()
     (model / "handler.py").write_text("def handle(data, context):\n    return data\n")
     with open(model / "weights.bin", "wb") as f:
         f.truncate(BIG)
-    return model
+    yield model
+    shutil.rmtree(model.parent, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _outputs_removed(tmp_path: Path) -> Iterator[None]:
+    """Each test's archives (4 GiB) and folders (70,000 files) go when it ends: pytest keeps three runs."""
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_more_than_65535_entries(tmp_path: Path) -> None:

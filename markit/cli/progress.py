@@ -94,8 +94,8 @@ class Progress:
         return cls(total, label, enabled=not quiet and sys.stderr.isatty())
 
     def update(self, done: int, total: int) -> None:
-        """*done* of *total* bytes are done (the shape of ``markit.create``'s *progress*)."""
-        self.total = max(total, 1)
+        """*done* of *total* bytes are done (the shape of the API's *progress*); a *total* of 0 is unknown."""
+        self.total = max(total, 1) if total > 0 else 0
         self.advance(done - self.done)
 
     def advance(self, n: int) -> None:
@@ -111,17 +111,24 @@ class Progress:
 
     def _tails(self, now: float) -> list[str]:
         """What follows the bar: percent and bytes, then rate and ETA once there is a second of data."""
-        fraction = min(self.done / self.total, 1.0)
-        tail = f" {fraction:4.0%} {human_bytes(self.done)}/{human_bytes(self.total)}"
+        if self.total:
+            tail = f" {self._fraction():4.0%} {human_bytes(self.done)}/{human_bytes(self.total)}"
+        else:
+            tail = f" {human_bytes(self.done)}"  # a stream: how much there is is not known
         since, at_start = self.first or (now, self.done)
         if now - since < RATE_AFTER:
             return [tail]
         rate = (self.done - at_start) / (now - since)
+        if not self.total:
+            return [f"{tail} {human_bytes(rate)}/s", tail]
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         return [f"{tail} {human_bytes(rate)}/s ETA {left:.0f}s", tail]
 
+    def _fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
     def _draw(self, now: float) -> None:
-        line = fit_line(self.label, min(self.done / self.total, 1.0), self._tails(now),
+        line = fit_line(self.label, self._fraction(), self._tails(now),
                         terminal_columns(self.stream), _ellipsis(self.stream))
         self.stream.write(f"\r{line}\033[K")  # and clear what a longer line left after it
         self.stream.flush()

@@ -3,14 +3,14 @@
 They call only the public API (``markit.inspect``, ``markit.verify``, ``markit.unpack``),
 whose modules load when a command runs, so ``markit inspect`` starts fast. Output: results on stdout,
 problems on stderr (one line each, never a traceback); exit 0 ok, 1 bad or refused,
-2 usage (unknown flag, missing argument, a path that does not exist).
+2 usage (unknown flag, missing argument). A path that does not exist, or is not a file, a folder or
+``-``, is a bad archive (exit 1), and ``verify`` still reports on every other archive named.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -21,6 +21,7 @@ import typer
 import markit
 from markit import ArchiveError, UsageError
 from markit.cli.common import say
+from markit.cli.progress import Progress
 
 __all__ = ["inspect_cmd", "parse_size", "unpack_cmd", "verify_cmd"]
 
@@ -33,8 +34,8 @@ ArchiveArg = Annotated[str, typer.Argument(help="A .mar/zip, .tar, .tar.gz, a no
 MaxSize = Annotated[str, typer.Option("--max-size", help="Refuse (bomb) archives whose entries declare more bytes"
                                       " than this in all: a number with an optional K/M/G/T suffix (powers of 1024).")]
 MaxRatio = Annotated[float, typer.Option("--max-ratio", help="Refuse (bomb) an entry over 1 MiB, or a tar.gz stream,"
-                                         " that expands more than this many times. Deflate cannot honestly exceed"
-                                         " 1032.")]
+                                         " that expands more than this many times. Weights expand ~1.1 times, zeros"
+                                         " up to 1032: raise it for highly compressible files.")]
 MaxEntries = Annotated[int, typer.Option("--max-entries", help="Refuse (bomb) archives with more entries than this.")]
 
 
@@ -55,12 +56,6 @@ def _limits(max_size: str, max_ratio: float, max_entries: int) -> markit.Limits:
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
-
-
-def _existing(path: str) -> str:
-    if path != "-" and not os.path.lexists(path):
-        raise UsageError(f"{path}: no such file or folder")
-    return path
 
 
 def _contained(command: Callable[P, None]) -> Callable[P, None]:
@@ -106,17 +101,15 @@ def verify_cmd(
     = False,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
     max_size: MaxSize = "1T",
-    max_ratio: MaxRatio = 1100.0,
+    max_ratio: MaxRatio = 100.0,
     max_entries: MaxEntries = 100_000,
 ) -> None:
     """Check archives and report every problem in one run: structure, CRC-32, recorded SHA-256, unsafe names,
     links, duplicates, bombs, the manifest and the files it names. Exit 1 if any archive is not ok."""
     limits = _limits(max_size, max_ratio, max_entries)
-    for path in archives:
-        _existing(path)
     if archives.count("-") > 1:
         raise UsageError("- (stdin) can be given once")
-    reports = [markit.verify(path, limits=limits) for path in archives]
+    reports = [_verify_one(path, limits, quiet=as_json) for path in archives]
     for report in reports:
         for line in report.lines():
             say(line)
@@ -132,6 +125,14 @@ def verify_cmd(
         raise typer.Exit(1)
 
 
+def _verify_one(path: str, limits: markit.Limits, *, quiet: bool) -> markit.Report:
+    bar = Progress.for_terminal(0, f"verify {path}", quiet=quiet)
+    try:
+        return markit.verify(path, limits=limits, progress=bar.update)
+    finally:
+        bar.close()
+
+
 @_contained
 def unpack_cmd(
     archive: ArchiveArg,
@@ -142,15 +143,19 @@ def unpack_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no warnings, no summary line.")]
     = False,
     max_size: MaxSize = "1T",
-    max_ratio: MaxRatio = 1100.0,
+    max_ratio: MaxRatio = 100.0,
     max_entries: MaxEntries = 100_000,
 ) -> None:
     """Unpack an archive into DEST, only if verify finds no error: otherwise nothing is written. Files go to a
     temporary folder beside DEST and are moved into place once every check passed; no link or special file is
     ever created, nothing is written outside DEST."""
     limits = _limits(max_size, max_ratio, max_entries)
+    bar = Progress.for_terminal(0, f"unpack {archive}", quiet=quiet)
     try:
-        done = markit.unpack(archive, dest, force=force, limits=limits)
+        try:
+            done = markit.unpack(archive, dest, force=force, limits=limits, progress=bar.update)
+        finally:
+            bar.close()
     except markit.Refused as refused:
         for p in refused.problems:
             say(f"{archive}: {p.severity} {p.code}: {p.message}")

@@ -1,4 +1,9 @@
-"""How ``markit inspect`` prints an archive: a readable table, or JSON written entry by entry."""
+"""How ``markit inspect`` prints an archive: a readable table, or JSON written entry by entry.
+
+Every name and value from the archive is escaped, so none can drive a terminal: in the table
+by :func:`shown` (``\\x0b``, ``\\x85``, ``\\u2028``), in JSON by ``ensure_ascii`` (``\\u000b``,
+``\\u0085``, ``\\u2028``: JSON itself escapes only characters below U+0020).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,11 @@ __all__ = ["render", "shown", "write_json"]
 
 
 def shown(name: str) -> str:
-    """*name* as printed: as is if printable, else quoted with escapes (a name cannot drive a terminal)."""
+    """*name* as printed: as is if every character is printable, else quoted with every other one escaped.
+
+    ``str.isprintable`` is False for C0 and C1 controls, U+2028/U+2029, bidirectional overrides and
+    lone surrogates, and ``repr`` escapes exactly those.
+    """
     return name if name.isprintable() else repr(name)
 
 
@@ -74,10 +83,10 @@ def write_json(info: ArchiveInfo, out: TextIO) -> None:
     head = info.to_json(entries=False)
     out.write("{\n")
     for key, value in head.items():
-        shown_value = textwrap.indent(json.dumps(value, indent=2), "  ").lstrip()
-        out.write(f"  {json.dumps(key)}: {shown_value},\n")
+        shown_value = textwrap.indent(json.dumps(value, indent=2, ensure_ascii=True), "  ").lstrip()
+        out.write(f"  {json.dumps(key, ensure_ascii=True)}: {shown_value},\n")
     out.write('  "entries": [')
-    out.writelines(("\n    " if i == 0 else ",\n    ") + json.dumps(info.entry_json(m))
+    out.writelines(("\n    " if i == 0 else ",\n    ") + json.dumps(info.entry_json(m), ensure_ascii=True)
                    for i, m in enumerate(info.entries))  # one entry at a time: no list of them all
     out.write("\n  ]\n}\n" if info.entries else "]\n}\n")
 

@@ -25,7 +25,7 @@ from markit.engine.buffers import CHUNK, RING, BufferRing
 from markit.engine.codec import crc32
 from markit.errors import InputError
 
-__all__ = ["THREADED_FROM", "Consumer", "DataStream", "Digest", "Feed", "digest_bytes", "pump"]
+__all__ = ["THREADED_FROM", "Consumer", "DataStream", "Digest", "Feed", "counter", "digest_bytes", "pump"]
 
 # Members above this hash and consume on the workers; below, handing a chunk over (~20 us) costs
 # more than it saves, and everything runs on the calling thread.
@@ -165,3 +165,17 @@ def digest_bytes(data: bytes, consume: Consumer) -> Digest:
     stream = DataStream(size=len(data), consume=consume)
     stream.write(data)
     return stream.finish()
+
+
+def counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:
+    """A function to call with each chunk's size that reports (bytes so far, *total*) to *progress*."""
+    if progress is None:
+        return None
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    return advance

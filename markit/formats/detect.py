@@ -7,6 +7,7 @@ so that the base never imports its implementations (fsspec's ``registry.py`` sha
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from markit.errors import ArchiveError
@@ -34,10 +35,11 @@ def detect_format(head: bytes) -> str | None:
 def open_archive(path: str, limits: Limits | None = None) -> Archive:
     """The reader for *path* (a file, a folder, or ``-`` for stdin), chosen from its bytes.
 
-    :class:`ArchiveProblem` (``not-an-archive``) if no format matches.
+    :class:`ArchiveProblem` (``not-an-archive``) if *path* does not exist, is not a regular file,
+    a folder or ``-`` (a FIFO or a device would block or never end), or no format matches.
     """
     limits = limits or Limits()
-    if path != "-" and os.path.isdir(path):
+    if path != "-" and _is_folder(path):
         from markit.formats.folder.reader import FolderArchive
 
         return FolderArchive(path, limits)
@@ -54,6 +56,23 @@ def open_archive(path: str, limits: Limits | None = None) -> Archive:
         what = "it is empty" if not head else f"it starts with {head[:8].hex(' ')}"
         raise ArchiveProblem(path, problem("not-an-archive", None, f"not a zip, tar or tar.gz archive ({what})"))
     return _reader(found, path, source, limits)
+
+
+def _is_folder(path: str) -> bool:
+    """Whether *path* is a folder (True) or a regular file (False); anything else is refused."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ArchiveProblem(path, problem("not-an-archive", None, "no such file or folder")) from None
+    except OSError as error:
+        raise ArchiveError(f"{path}: cannot read ({error.strerror or error})") from None
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+        raise ArchiveProblem(path, problem("not-an-archive", None, f"{kind}, not a file or folder: markit reads"
+                                           " regular files, folders and - (stdin)"))
+    return False
 
 
 def _reader(found: str, label: str, source: ByteSource, limits: Limits) -> Archive:

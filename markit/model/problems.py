@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CODES", "ERROR", "WARNING", "Problem", "problem", "quote"]
+__all__ = ["CODES", "ERROR", "QUOTED_MAX", "WARNING", "Problem", "problem", "quote"]
 
 ERROR = "error"
 WARNING = "warning"
+QUOTED_MAX = 4096  # characters of a name a message shows: a whole name of any length a filesystem takes
 
 # Every code verify reports, and its severity. The first block is the issue's list;
 # ``torchserve-incompatible`` names its unnamed class "what would stop TorchServe
@@ -63,5 +64,9 @@ def problem(code: str, path: str | None, message: str) -> Problem:
 
 
 def quote(name: str) -> str:
-    """*name* quoted for a message, control characters escaped (a name cannot drive the terminal)."""
-    return repr(name)
+    """*name* quoted for a message, every character that is not printable escaped (a name cannot drive
+    the terminal): ``\\x0b``, ``\\x85``, ``\\u2028``. A name over :data:`QUOTED_MAX` characters
+    is cut there, its length said."""
+    if len(name) <= QUOTED_MAX:
+        return repr(name)
+    return f"{name[:QUOTED_MAX]!r}... ({len(name):,} characters)"

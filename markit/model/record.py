@@ -2,7 +2,9 @@
 
 In the spirit of a wheel's RECORD: one CSV row per file, ``name,sha256=<hex>,size``,
 sorted as written, and a last row for the record itself with both fields empty.
-Hex rather than a wheel's base64, so a row can be compared with ``sha256sum``.
+Hex rather than a wheel's base64, so a row can be compared with ``sha256sum``. Parsed
+strictly: a digest is exactly 64 of ``0-9a-f`` and a size ASCII digits (``int()`` would
+take ``" 1_0"``, ``"²"`` or hex wrapped in vertical tabs and U+2028).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from markit.errors import ArchiveError
+from markit.model.numbers import parse_decimal, parse_hex_digest
+from markit.model.problems import quote
 
 __all__ = ["RECORD_NAME", "RecordRow", "format_record", "parse_record"]
 
@@ -55,20 +59,18 @@ def parse_record(data: bytes) -> list[RecordRow]:
 
 def _rows(text: str) -> list[RecordRow]:
     rows: list[RecordRow] = []
-    for number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
+    for line, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not fields:
             continue
         if len(fields) != 3:
-            raise ArchiveError(f"{RECORD_NAME}: line {number} has {len(fields)} fields, expected 3")
+            raise ArchiveError(f"{RECORD_NAME}: line {line} has {len(fields)} fields, expected 3")
         name, digest, size = fields
         if name == RECORD_NAME and not digest and not size:
             continue
         algorithm, _, value = digest.partition("=")
-        if algorithm != "sha256" or len(value) != 64 or not size.isdigit():
-            raise ArchiveError(f"{RECORD_NAME}: line {number} is not 'name,sha256=<hex>,size'")
-        try:
-            int(value, 16)
-        except ValueError:
-            raise ArchiveError(f"{RECORD_NAME}: line {number}: {value!r} is not hex") from None
-        rows.append(RecordRow(name, value.lower(), int(size)))
+        sha256, number = parse_hex_digest(value), parse_decimal(size)
+        if algorithm != "sha256" or sha256 is None or number is None:
+            raise ArchiveError(f"{RECORD_NAME}: line {line} is {quote(digest)}, {quote(size)}; expected"
+                               " 'sha256=' and 64 lower-case hex digits, then a size in ASCII digits")
+        rows.append(RecordRow(name, sha256, number))
     return rows

@@ -9,6 +9,7 @@ workers for large members, while this thread reads and inflates the next chunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from markit.engine.datapass import DataStream, Digest
@@ -55,6 +56,8 @@ class MemberCheck:
     def write(self, chunk: bytes | memoryview) -> None:
         self.owner.current = self
         self.stream.write(chunk)
+        if self.owner.progress is not None:
+            self.owner.progress(len(chunk))
         if len(self.kept) < self.cap:
             self.kept += chunk[: self.cap - len(self.kept)]
 
@@ -72,10 +75,13 @@ class MemberCheck:
 class DataCheck:
     """Makes the sink for each member and gathers what the data pass found."""
 
-    def __init__(self, *, sha: bool, writer: Writer | None = None) -> None:
+    def __init__(self, *, sha: bool, writer: Writer | None = None, progress: Callable[[int], None] | None = None
+                 ) -> None:
         self.sha = sha
         """Whether to compute SHA-256 (only useful when a record may exist)."""
         self.writer = writer
+        self.progress = progress
+        """Called with the size of each chunk of file data that passes."""
         self.problems: list[Problem] = []
         self.digests: dict[str, str] = {}
         """SHA-256 of each complete file, by its name in the archive."""

@@ -13,6 +13,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
+from markit.errors import ArchiveError
 from markit.formats.base import Archive, ArchiveProblem, Member, MemberSink, read_small, relative_members
 from markit.formats.detect import open_archive
 from markit.model.limits import MANIFEST_MAX, RECORD_MAX, Limits
@@ -121,7 +122,7 @@ def _manifest(data: bytes | None) -> tuple[dict[str, Any] | None, str]:
 def _digests(data: bytes | None) -> dict[str, str]:
     try:
         return {row.name: row.sha256 for row in parse_record(data)} if data is not None else {}
-    except Exception:  # noqa: BLE001 - a damaged record only means no digests to show; verify reports it
+    except ArchiveError:  # a damaged record only means no digests to show; verify reports it
         return {}
 
 

@@ -9,10 +9,11 @@ a writer attached (:func:`read_archive`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from markit.engine.datapass import counter
 from markit.errors import ArchiveError
 from markit.formats.base import Archive, ArchiveProblem, Member, read_small, relative_members
 from markit.formats.detect import open_archive
@@ -110,11 +111,13 @@ def _preflight(archive: Archive, index: list[Member], limits: Limits) -> list[Pr
     return list(archive.problems) + check_archive(facts, limits)[1]
 
 
-def read_archive(archive: Archive, limits: Limits, writer: Writer | None = None) -> Reading:
+def read_archive(archive: Archive, limits: Limits, writer: Writer | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Reading:
     """Read *archive* through once, checking everything; with *writer*, every member is also written.
 
     With a writer, an indexed archive (zip file, folder) with an error visible
-    before its data is read is refused before anything is written.
+    before its data is read is refused before anything is written. *progress* is called with
+    (file bytes passed, bytes the index declares; 0 when there is no index: a stream or a tar).
     """
     index = archive.index()
     if index is not None and writer is not None:
@@ -123,18 +126,19 @@ def read_archive(archive: Archive, limits: Limits, writer: Writer | None = None)
             return Reading(facts_from(archive, index, None), None, tuple(early), False)
     archive.check_structure()
     sha = index is None or any(captured_name(m.name) == RECORD_NAME for m in index)
-    with DataCheck(sha=sha, writer=writer) as data:
+    total = sum(m.size or 0 for m in index if m.kind == "file") if index is not None else 0
+    with DataCheck(sha=sha, writer=writer, progress=counter(progress, total)) as data:
         members = archive.scan(data.open) if archive.complete else (index or [])
     facts = facts_from(archive, members, data)
     manifest, found = check_archive(facts, limits)
     return Reading(facts, manifest, (*archive.problems, *data.problems, *found), True, tuple(members))
 
 
-def verify_path(path: str, limits: Limits) -> Report:
+def verify_path(path: str, limits: Limits, progress: Callable[[int, int], None] | None = None) -> Report:
     """Verify the archive at *path* (``-``: stdin); every problem is in the report, nothing is raised."""
     try:
         with open_archive(path, limits) as archive:
-            reading = read_archive(archive, limits)
+            reading = read_archive(archive, limits, progress=progress)
     except ArchiveProblem as error:
         return Report(path, error.problems)
     except ArchiveError as error:
