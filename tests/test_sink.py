@@ -73,3 +73,29 @@ def test_file_sink_truncate_writes_from_there(tmp_path: Path) -> None:
     assert sink.position == 10
     sink.commit()
     assert (tmp_path / "a.mar").read_bytes() == b"headerDATA"
+
+
+def test_replace_file_swaps_then_removes_the_old_one(tmp_path: Path) -> None:
+    from markit.storage import sinks
+
+    old, new = tmp_path / "m.mar", tmp_path / ".m.mar.markit-x.tmp"
+    old.write_bytes(b"old archive")
+    new.write_bytes(b"new archive")
+    assert sinks._exchange(str(new), str(old)) is True  # this machine's filesystem supports RENAME_EXCHANGE
+    assert (old.read_bytes(), new.read_bytes()) == (b"new archive", b"old archive")
+    sinks.replace_file(str(new), str(old))  # swaps back the other way, then unlinks the temporary name
+    assert old.read_bytes() == b"old archive" and not new.exists()
+    fresh = tmp_path / "fresh.tmp"
+    fresh.write_bytes(b"x")
+    sinks.replace_file(str(fresh), str(tmp_path / "none.mar"))  # nothing to swap with: a plain rename
+    assert (tmp_path / "none.mar").read_bytes() == b"x" and not fresh.exists()
+
+
+def test_replace_file_falls_back_where_exchange_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from markit.storage import sinks
+
+    monkeypatch.setattr(sinks, "_exchange", lambda first, second: False)
+    (tmp_path / "m.mar").write_bytes(b"old")
+    (tmp_path / "t.tmp").write_bytes(b"new")
+    sinks.replace_file(str(tmp_path / "t.tmp"), str(tmp_path / "m.mar"))
+    assert (tmp_path / "m.mar").read_bytes() == b"new" and not (tmp_path / "t.tmp").exists()
