@@ -234,3 +234,35 @@ def test_help_answers_the_questions() -> None:
     for needle in ["--model-path", "--serialized-file", "--extra-files", "--archive-format", "--compression", "-o", "--dry-run",
                    "SOURCE_DATE_EPOCH", "__pycache__"]:
         assert needle in text
+
+
+@pytest.mark.parametrize("fmt", ["default", "zip-store", "tgz", "no-archive"])
+def test_each_source_is_read_once_and_counted_once(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   fmt: str) -> None:
+    """Small files are read whole, large ones streamed; either way one open per file, and the progress adds up to
+    the input. The one exception: a large file deflate did not shrink is read again, to be stored."""
+    import markit
+
+    for i in range(300):
+        (example / "many" / f"f{i:03d}.dat").parent.mkdir(exist_ok=True)
+        (example / "many" / f"f{i:03d}.dat").write_bytes(os.urandom(i * 37))
+    (example / "large.bin").write_bytes(os.urandom(3 << 20))
+    (example / "exact.dat").write_bytes(os.urandom(1 << 20))
+    # a text suffix whose first MiB deflates ~550 bytes smaller and the next 8 MiB ~680 larger: stored, so read again
+    (example / "noise.txt").write_bytes(os.urandom((1 << 20) - 1000) + bytes(1000) + os.urandom(8 << 20))
+    opened: list[str] = []
+    real = os.open
+
+    def counted(path: str, flags: int, *args: int, **kw: int) -> int:
+        if flags == os.O_RDONLY:
+            opened.append(str(path))
+        return real(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", counted)
+    seen: list[tuple[int, int]] = []
+    made = markit.create(model_name="m", handler="handler:handle", model_path=str(example), archive_format=fmt,
+                         export_path=str(tmp_path), progress=lambda done, total: seen.append((done, total)))
+    sources = [e.source for e in made.plan.entries]
+    again = [str(example / "noise.txt")] if fmt == "default" else []
+    assert sorted(opened) == sorted(sources + again)
+    assert seen[-1] == (made.plan.total_size, made.plan.total_size) and seen == sorted(seen)

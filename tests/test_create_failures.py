@@ -23,6 +23,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
 @pytest.mark.parametrize("fmt", ["default", "tgz"])
 def test_disk_full_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    (example / "weights.bin").write_bytes(os.urandom(3 << 20))  # written in several calls: the error comes mid-way
     real = os.writev
     calls = {"n": 0}
 
@@ -40,14 +41,17 @@ def test_disk_full_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: py
     assert os.listdir(tmp_path) == ["squeezenet-like"]
 
 
+@pytest.mark.parametrize("reader", ["read_whole", "pump"])
 def test_ctrl_c_leaves_nothing(example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+                               capsys: pytest.CaptureFixture[str], reader: str) -> None:
+    """Interrupted in a small file's read (the first file) or in a large file's (after the small ones went out)."""
     import markit.write.create
 
     def interrupted(*args: object, **kw: object) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(markit.write.create, "pump", interrupted)
+    (example / "weights.bin").write_bytes(os.urandom(2 << 20))  # over one chunk: streamed by pump
+    monkeypatch.setattr(markit.write.create, reader, interrupted)
     code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",
                                   "--export-path", str(tmp_path)])
     assert code == 130 and "interrupted" in capsys.readouterr().err
@@ -61,6 +65,7 @@ def test_ctrl_c_in_no_archive_leaves_nothing(example: Path, tmp_path: Path, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(markit.write.create, "pump", interrupted)
+    monkeypatch.setattr(markit.write.create, "read_whole", interrupted)
     out = tmp_path / "out"
     out.mkdir()
     code = run_main(monkeypatch, ["create", "--model-name", "m", "--model-path", str(example), "--handler", "handler:handle",

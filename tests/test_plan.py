@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from markit.errors import ConflictError, InputError, UsageError
+from markit.model.names import excluded_name
 from markit.write.plan import Request, archive_filename, format_for_output, make_plan
 from markit.write.snapshot import Input, Skipped, SourceFile
 
@@ -43,6 +44,10 @@ def names(plan: object) -> list[str]:
         ("deep/MANIFEST.json", "MANIFEST.json (the archive's own manifest is generated)"),
         ("MAR-INF/MANIFEST.json", "MAR-INF/ is reserved: markit writes the archive's own"),
         ("MAR-INF/other", "MAR-INF/ is reserved: markit writes the archive's own"),
+        ("MAR-INF", "MAR-INF/ is reserved: markit writes the archive's own"),
+        ("MAR-INF/.hidden", "MAR-INF/ is reserved: markit writes the archive's own"),
+        ("a/.git/x.pyc", "hidden"),
+        ("__pycache__/m.py", "Python byte-code cache __pycache__"),
     ],
 )
 def test_exclusion_rules(name: str, reason: str) -> None:
@@ -216,6 +221,27 @@ def test_every_file_is_an_entry_or_an_exclusion_and_names_are_unique(inputs: lis
     assert all(x.reason for x in plan.exclusions)
     assert len(names(plan)) == len(set(names(plan)))
     assert names(plan) == sorted(names(plan))
+
+
+def _reference_reason(name: str) -> str | None:
+    """The rule per component, as first written: the reserved folder, then each component in order."""
+    parts = name.split("/")
+    if parts[0] == "MAR-INF":
+        return "MAR-INF/ is reserved: markit writes the archive's own"
+    return next((reason for part in parts if (reason := excluded_name(part)) is not None), None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_inputs())
+def test_each_file_gets_the_first_reason_of_its_components(inputs: list[Input]) -> None:
+    """What a folder says is worked out once per folder: the reasons are still the first of the name's components."""
+    try:
+        plan = make_plan(request(handler="image_classifier"), inputs)
+    except ConflictError:
+        return
+    assert all(_reference_reason(e.name) is None for e in plan.entries)
+    for x in plan.exclusions:
+        assert x.reason.startswith("the same file") or x.reason == _reference_reason(x.name), x
 
 
 def test_names_that_are_not_utf8_are_refused_unless_left_out() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from markit.model.names import excluded_name
-from markit.write.rules import AUTO_DEFLATE_MAX, choose_method, excluded_by_glob
+from markit.write.rules import AUTO_DEFLATE_MAX, choose_method, excluded_by_glob, glob_rule, suffix
 
 
 @pytest.mark.parametrize(
@@ -66,3 +68,40 @@ def test_choose_method(name: str, size: int, compression: str, method: str) -> N
     chosen, why = choose_method(name, size, compression)
     assert chosen == method
     assert why
+
+
+def _reference_glob(name: str, globs: tuple[str, ...]) -> str | None:
+    """The rule as first written, one ``fnmatchcase`` at a time through pathlib (the oracle for the compiled one)."""
+    import fnmatch
+    from pathlib import PurePosixPath
+
+    parts = PurePosixPath(name).parts
+    for glob in globs:
+        pattern = glob.rstrip("/")
+        if fnmatch.fnmatchcase(name, pattern):
+            return f"--exclude {glob}"
+        if "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+            return f"--exclude {glob}"
+        if "/" in pattern and any(fnmatch.fnmatchcase("/".join(parts[:i]), pattern) for i in range(1, len(parts))):
+            return f"--exclude {glob}"
+    return None
+
+
+_PART = st.text(alphabet="ab.x_*?[]!-", min_size=1, max_size=4).filter(lambda p: p not in (".", ".."))
+_NAME = st.lists(_PART, min_size=1, max_size=4).map("/".join)
+_GLOB = st.one_of(_NAME, _NAME.map(lambda g: g + "/"), st.sampled_from(["*", "*.x", "a*", "*/b", "a/*", "[ab]*", "?", "[!a]"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=_NAME, globs=st.lists(_GLOB, max_size=4).map(tuple))
+def test_compiled_globs_decide_as_one_glob_at_a_time(name: str, globs: tuple[str, ...]) -> None:
+    """The regular expressions compiled once give the same answer, naming the same (first) glob, as the oracle."""
+    assert glob_rule(globs)(name) == excluded_by_glob(name, globs) == _reference_glob(name, globs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_NAME)
+def test_suffix_is_pathlibs(name: str) -> None:
+    from pathlib import PurePosixPath
+
+    assert suffix(name) == PurePosixPath(name).suffix

@@ -1,4 +1,4 @@
-"""Sinks: the pipe buffer grows for streams; regular files are left as they are."""
+"""Sinks: the pipe buffer grows for streams; regular files are left as they are; small writes are gathered."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from markit.storage.sinks import PIPE_BUFFER, StreamSink
 
@@ -58,6 +60,7 @@ def test_stream_sink_on_a_regular_file_just_writes(tmp_path: Path) -> None:
     try:
         sink = StreamSink(fd, str(path))
         sink.write(b"abc", b"def")
+        sink.commit()  # small writes are gathered until then
     finally:
         os.close(fd)
     assert path.read_bytes() == b"abcdef"
@@ -99,3 +102,111 @@ def test_replace_file_falls_back_where_exchange_is_refused(tmp_path: Path, monke
     (tmp_path / "t.tmp").write_bytes(b"new")
     sinks.replace_file(str(tmp_path / "t.tmp"), str(tmp_path / "m.mar"))
     assert (tmp_path / "m.mar").read_bytes() == b"new" and not (tmp_path / "t.tmp").exists()
+
+
+def _counting_writev(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """Record each writev's buffer sizes (the calls still write)."""
+    calls: list[list[int]] = []
+    real = os.writev
+
+    def counted(fd: int, buffers: list[memoryview]) -> int:
+        calls.append([len(b) for b in buffers])
+        return real(fd, buffers)
+
+    monkeypatch.setattr(os, "writev", counted)
+    return calls
+
+
+def test_small_writes_are_gathered_and_go_out_in_one_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from markit.storage.sinks import FileSink
+
+    calls = _counting_writev(monkeypatch)
+    sink = FileSink(str(tmp_path / "a.mar"), force=False)
+    pieces = [bytes([i]) * 100 for i in range(200)]
+    for piece in pieces:
+        sink.write(piece[:30], memoryview(piece)[30:])
+    assert sink.position == 20_000 and calls == [] and os.path.getsize(sink.temp) == 0
+    sink.commit()
+    assert calls == [[20_000]]
+    assert (tmp_path / "a.mar").read_bytes() == b"".join(pieces)
+
+
+def test_a_large_write_goes_out_at_once_after_what_is_gathered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from markit.storage.sinks import DIRECT_FROM, WRITE_BUFFER, FileSink
+
+    calls = _counting_writev(monkeypatch)
+    sink = FileSink(str(tmp_path / "a.mar"), force=False)
+    big = os.urandom(DIRECT_FROM)
+    sink.write(b"header")
+    sink.write(memoryview(big))  # not copied: its view goes into the same writev as the gathered header
+    assert calls == [[6, DIRECT_FROM]] and sink.position == 6 + DIRECT_FROM
+    small = os.urandom(DIRECT_FROM - 1)
+    for _ in range(WRITE_BUFFER // len(small) + 1):  # gathered until a MiB would be passed: then written
+        sink.write(small)
+    assert len(calls) == 2 and sum(calls[1]) == WRITE_BUFFER // len(small) * len(small) + len(small)
+    sink.commit()
+    assert (tmp_path / "a.mar").read_bytes() == b"header" + big + small * (WRITE_BUFFER // len(small) + 1)
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["write", "pwrite", "truncate"]), st.floats(0, 1),
+                          st.sampled_from([0, 1, 30, 4096, 70_000, 300_000])), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_OPS)
+def test_file_sink_is_a_file_written_in_place(ops: list[tuple[str, float, int]]) -> None:
+    """Writes, in-place rewrites (into gathered bytes, written ones or both) and truncations give the bytes a plain
+    file would hold, and the position always counts them."""
+    import tempfile
+
+    from markit.storage.sinks import FileSink
+
+    with tempfile.TemporaryDirectory() as temp:
+        sink = FileSink(os.path.join(temp, "a.mar"), force=False)
+        model = bytearray()
+        for i, (op, where, size) in enumerate(ops):
+            if op == "write":
+                data = bytes([i % 251]) * size
+                sink.write(data)
+                model += data
+            elif op == "pwrite" and len(model) >= size:
+                at = int(where * (len(model) - size))
+                data = bytes([255 - i % 251]) * size
+                sink.pwrite(data, at)
+                model[at : at + size] = data
+            elif op == "truncate":
+                at = int(where * len(model))
+                sink.truncate(at)
+                del model[at:]
+            assert sink.position == len(model)
+        sink.commit()
+        with open(os.path.join(temp, "a.mar"), "rb") as f:
+            assert f.read() == bytes(model)
+
+
+def test_a_failing_last_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gathered bytes go out at commit: a full disk then is an OutputError, and the temporary file is removed."""
+    import errno
+
+    from markit.errors import OutputError
+    from markit.storage import sinks
+
+    def full(fd: int, buffers: list[memoryview]) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    sink = sinks.FileSink(str(tmp_path / "a.mar"), force=False)
+    sink.write(b"all of it, gathered")
+    monkeypatch.setattr(os, "writev", full)
+    with pytest.raises(OutputError, match="no space left on the device"):
+        sink.commit()
+    sink.abort()  # as write_plan does on any error: harmless twice
+    assert os.listdir(tmp_path) == []
+
+
+def test_abort_drops_what_is_gathered(tmp_path: Path) -> None:
+    from markit.storage.sinks import FileSink
+
+    sink = FileSink(str(tmp_path / "a.mar"), force=False)
+    sink.write(b"never written")
+    sink.abort()
+    assert os.listdir(tmp_path) == []

@@ -48,10 +48,14 @@ class Deflater:
 
     def compress(self, chunk: memoryview) -> list[bytes | memoryview]:
         """*chunk*, deflated or stored, ending on a byte boundary."""
-        out = self._compress.compress(chunk) + self._compress.flush(zlib.Z_SYNC_FLUSH)
+        out = self.deflate(chunk)
         if len(out) > stored_size(len(chunk)):
             return stored_blocks(chunk, final=False)
         return [out]
+
+    def deflate(self, chunk: memoryview) -> bytes:
+        """*chunk* deflated and sync-flushed, however large that came out (:meth:`compress` without its check)."""
+        return self._compress.compress(chunk) + self._compress.flush(zlib.Z_SYNC_FLUSH)
 
     def finish(self) -> bytes:
         """The stream's last block."""

@@ -9,7 +9,8 @@ deflate and ``os.write`` release the GIL), so both cores work while the caller
 reads the next chunk. At most ``RING - 1`` chunks are held by the workers, so a
 chunk read into a :class:`~markit.engine.buffers.BufferRing` is always consumed
 before its buffer is read into again. :func:`pump` is the reading end for a
-file on disk.
+file on disk; :func:`read_whole` reads a file of up to one chunk with one call, for
+a writer that wants a small member's bytes and digest before it writes its header.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from markit.engine.buffers import CHUNK, RING, BufferRing
 from markit.engine.codec import crc32
 from markit.errors import InputError
 
-__all__ = ["THREADED_FROM", "Consumer", "DataStream", "Digest", "Feed", "counter", "digest_bytes", "pump"]
+__all__ = ["THREADED_FROM", "WHOLE_MAX", "Consumer", "DataStream", "Digest", "Feed", "counter", "digest_of", "pump",
+           "read_whole"]
 
 # Members above this hash and consume on the workers; below, handing a chunk over (~20 us) costs
 # more than it saves, and everything runs on the calling thread.
 THREADED_FROM = 4 * CHUNK
+# Files up to this size are read whole (read_whole): one chunk, so its bytes are in memory at once.
+WHOLE_MAX = CHUNK
 
 Chunk = bytes | memoryview
 Consumer = Callable[[memoryview], None]
@@ -160,11 +164,39 @@ def _read_file(fd: int, path: str, size: int, stream: DataStream, progress: Call
             progress(len(chunk))
 
 
-def digest_bytes(data: bytes, consume: Consumer) -> Digest:
-    """The same as :func:`pump`, for bytes already in memory (generated files)."""
-    stream = DataStream(size=len(data), consume=consume)
-    stream.write(data)
-    return stream.finish()
+def digest_of(data: bytes | memoryview) -> Digest:
+    """The digest of bytes already in memory (generated files, a file read whole)."""
+    return Digest(hashlib.sha256(data).hexdigest(), crc32(data), len(data))
+
+
+def read_whole(path: str, size: int, buffer: memoryview) -> tuple[memoryview, Digest]:
+    """The file at *path*, scanned at *size* bytes (at most :data:`WHOLE_MAX`), read into *buffer* and its digest.
+
+    One ``open``, one ``readv`` of *size* + 1 bytes (a regular file reads short only at its
+    end, so one call both reads it and shows it did not grow), one ``close``; CRC-32 and
+    SHA-256 on the calling thread. *buffer* (a view of at least *size* + 1 bytes, made once)
+    is reused by the caller: the view returned is valid until the next read into it.
+    :class:`InputError` as for :func:`pump`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise InputError(f"{path}: cannot open ({error.strerror})") from None
+    try:
+        got = os.readv(fd, [buffer[: size + 1]])
+        while 0 < got < size:  # a short read before the end: rare, but allowed
+            more = os.readv(fd, [buffer[got : size + 1]])
+            if not more:
+                break
+            got += more
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    finally:
+        os.close(fd)
+    if got != size:
+        raise InputError(f"{path}: changed while it was archived (scanned {size} bytes, read {got}+)")
+    data = buffer[:size]
+    return data, Digest(hashlib.sha256(data).hexdigest(), crc32(data), size)
 
 
 def counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from markit.engine.buffers import BufferRing
-from markit.engine.datapass import Consumer, Digest, Feed, digest_bytes, pump
+from markit.engine.datapass import WHOLE_MAX, Consumer, Digest, Feed, digest_of, pump, read_whole
 from markit.errors import InputError, UsageError
 from markit.formats.folder.writer import FolderWriter
 from markit.formats.tar.writer import TarWriter
@@ -101,9 +101,11 @@ def _handler_file(sources: Sources) -> str | None:
 
 
 class Writer(Protocol):
-    """What every format's writer does: take members, then close the archive."""
+    """What every format's writer does: take members (streamed, or whole from memory), then close the archive."""
 
     def add(self, name: str, size: int, mtime: float, mode: int, method: str, feed: Feed) -> Digest: ...
+    def add_whole(self, name: str, mtime: float, mode: int, method: str, data: bytes | memoryview,
+                  digest: Digest) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -162,20 +164,42 @@ def _file_feed(path: str, size: int, progress: Callable[[int], None] | None, rin
     return feed
 
 
+def _ignore(n: int) -> None:
+    """No progress to report."""
+
+
 def _write_members(plan: Plan, writer: Writer, progress: Callable[[int], None] | None) -> list[RecordRow]:
-    add = writer.add
+    """Every member: the manifest, the files (up to :data:`WHOLE_MAX` read whole, larger ones streamed), the record.
+
+    Small files' bytes are reported to *progress* a MiB or so at a time (and before a large file), not per file.
+    """
     mtime = plan.generated_mtime
-    rows: list[RecordRow] = []
-
-    def row(name: str, digest: Digest) -> None:
-        rows.append(RecordRow(name, digest.sha256, digest.size))
-
-    data = plan.manifest_data
     method = plan.generated_method
-    row(MANIFEST_NAME, add(MANIFEST_NAME, len(data), mtime, 0o644, method, lambda use: digest_bytes(data, use)))
-    ring = BufferRing()  # one set of read buffers for every file
+    data = plan.manifest_data
+    manifest = digest_of(data)
+    writer.add_whole(MANIFEST_NAME, mtime, 0o644, method, data, manifest)
+    rows = [RecordRow(MANIFEST_NAME, manifest.sha256, manifest.size)]
+    add_whole = writer.add_whole
+    buffer = memoryview(bytearray(WHOLE_MAX + 1))  # every small file is read into it, then written before the next
+    ring = BufferRing()  # one set of read buffers for every larger file
+    report = progress or _ignore
+    unreported = 0  # bytes of small files read and not yet reported
     for e in plan.entries:
-        row(e.name, add(e.name, e.size, e.mtime, e.mode, e.method, _file_feed(e.source, e.size, progress, ring)))
+        if e.size <= WHOLE_MAX:
+            whole, digest = read_whole(e.source, e.size, buffer)
+            add_whole(e.name, e.mtime, e.mode, e.method, whole, digest)
+            unreported += e.size
+            if unreported >= WHOLE_MAX:
+                report(unreported)
+                unreported = 0
+        else:
+            if unreported:
+                report(unreported)
+                unreported = 0
+            digest = writer.add(e.name, e.size, e.mtime, e.mode, e.method, _file_feed(e.source, e.size, progress, ring))
+        rows.append(RecordRow(e.name, digest.sha256, digest.size))
+    if unreported:
+        report(unreported)
     record = format_record(rows)
-    add(RECORD_NAME, len(record), mtime, 0o644, method, lambda use: digest_bytes(record, use))
+    writer.add_whole(RECORD_NAME, mtime, 0o644, method, record, digest_of(record))
     return rows

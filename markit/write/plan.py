@@ -8,14 +8,14 @@ no disk, so its tests feed it literal snapshots.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from markit.errors import ConflictError, InputError, UsageError
 from markit.model.manifest import RUNTIMES, build_manifest, check_model_name, created_on, manifest_bytes, parse_handler
 from markit.model.names import RESERVED_DIR, excluded_name
-from markit.write.rules import choose_method, excluded_by_glob
+from markit.write.rules import choose_method, glob_rule
 from markit.write.snapshot import Input, SourceFile
 
 __all__ = [
@@ -63,7 +63,7 @@ class Request:
     """The absolute output path, so an output inside an input is not archived."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A file that goes into the archive."""
 
@@ -85,7 +85,7 @@ class Entry:
     """Why this method was chosen."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Exclusion:
     """A file or folder of an input that stays out, and why."""
 
@@ -195,20 +195,40 @@ def _method(request: Request, name: str, size: int) -> tuple[str, str]:
     return choose_method(name, size, request.compression)
 
 
-def _file_exclusion(request: Request, source: SourceFile, in_folder: bool) -> str | None:
+def _exclusion_rule(request: Request) -> Callable[[SourceFile, bool], str | None]:
+    """Why a file (of a folder input, or named itself) stays out, or None: a function built once per plan.
+
+    What a file's folders say is worked out once per folder (its files share it), then the file's own name.
+    """
     out = request.output_path
-    if out is not None and (source.path == out or source.path.startswith(out.rstrip("/") + "/")):
-        return "the output archive itself"
-    if not in_folder:
-        return None  # a file named on the command line goes in as named
-    parts = source.name.split("/")
+    under_out = None if out is None else out.rstrip("/") + "/"
+    by_glob = glob_rule(request.excludes)
+    folders: dict[str, str | None] = {"": None}
+
+    def excluded(source: SourceFile, in_folder: bool) -> str | None:
+        if under_out is not None and (source.path == out or source.path.startswith(under_out)):
+            return "the output archive itself"
+        if not in_folder:
+            return None  # a file named on the command line goes in as named
+        folder, _, base = source.name.rpartition("/")
+        reason = folders[folder] if folder in folders else folders.setdefault(folder, _folder_reason(folder))
+        if reason is None and not folder and base == RESERVED_DIR:
+            reason = _folder_reason(base)
+        return reason or excluded_name(base) or by_glob(source.name)
+
+    return excluded
+
+
+def _folder_reason(folder: str) -> str | None:
+    """Why everything under *folder* (a '/'-separated path, not empty) stays out, or None."""
+    parts = folder.split("/")
     if parts[0] == RESERVED_DIR:
         return f"{RESERVED_DIR}/ is reserved: markit writes the archive's own"
     for part in parts:
         reason = excluded_name(part)
         if reason is not None:
             return reason
-    return excluded_by_glob(source.name, request.excludes)
+    return None
 
 
 def _check_request(request: Request) -> None:
@@ -233,12 +253,13 @@ def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
     taken: dict[str, tuple[SourceFile, str]] = {}
     exclusions: list[Exclusion] = []
     conflicts: list[str] = []
+    excluded = _exclusion_rule(request)
     for item in inputs:
         origin = f"{item.flag} {item.given}"
         for skip in item.skipped:
             exclusions.append(Exclusion(skip.name, skip.path, origin, skip.reason))
         for source in item.files:
-            reason = _file_exclusion(request, source, item.is_dir)
+            reason = excluded(source, item.is_dir)
             if reason is None and source.name in taken:
                 first, first_origin = taken[source.name]
                 if first.path != source.path:

@@ -4,6 +4,12 @@ The scanner is the only part of ``create`` that lists folders; everything after 
 works on these records. Files are listed in sorted order, symlinks to files and
 folders are followed (Hugging Face snapshot folders are symlinks into a blob store),
 and a dangling link or a loop is an :class:`InputError` that names the path.
+
+Folders are listed with ``os.scandir``, whose entries say whether they are links,
+files or folders without a system call; a file costs one ``stat`` (its size, mode
+and time). Only a symlink is resolved (``os.path.realpath``); any other entry's real
+path is its folder's, resolved once, joined with its name. The walk keeps its own
+stack, so a deep tree needs no recursion.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import errno
 import glob
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
+from stat import S_IMODE, S_ISDIR, S_ISREG
 
 from markit.errors import InputError
 from markit.model.names import excluded_name
@@ -20,7 +28,7 @@ from markit.model.names import excluded_name
 __all__ = ["Input", "Skipped", "SourceFile", "expand", "scan_input", "split_extra_files"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     """A regular file found in an input."""
 
@@ -36,7 +44,7 @@ class SourceFile:
     """Modification time, seconds since the epoch."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """Something in an input folder that the scanner did not read or descend into."""
 
@@ -92,49 +100,79 @@ def _stat(path: str, shown: str) -> os.stat_result:
         raise InputError(f"{shown}: cannot read ({error.strerror})") from None
 
 
-def _source(name: str, path: str, st: os.stat_result) -> SourceFile:
-    real = os.path.realpath(path)
-    return SourceFile(name, real, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime)
-
-
 def scan_input(flag: str, given: str) -> Input:
     """Scan one input: a file, or a folder walked in sorted order."""
     st = _stat(given, f"{flag} {given}")
     if stat.S_ISREG(st.st_mode):
-        return Input(flag, given, False, (_source(os.path.basename(given), given, st),))
+        real = os.path.realpath(given)
+        return Input(flag, given, False, (SourceFile(os.path.basename(given), real, st.st_size,
+                                                     stat.S_IMODE(st.st_mode), st.st_mtime),))
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{flag} {given}: not a regular file or folder")
     files: list[SourceFile] = []
     skipped: list[Skipped] = []
-    _walk(given, "", {(st.st_dev, st.st_ino)}, files, skipped)
+    _walk(given, os.path.realpath(given), (st.st_dev, st.st_ino), files, skipped)
     return Input(flag, given, True, tuple(files), tuple(skipped))
 
 
-def _walk(
-    folder: str,
-    prefix: str,
-    ancestors: set[tuple[int, int]],
-    files: list[SourceFile],
-    skipped: list[Skipped],
-) -> None:
+@dataclass(slots=True)
+class _Level:
+    """A folder being walked: its entries still to see, and where its files' names and real paths start."""
+
+    entries: Iterator[os.DirEntry[str]]
+    prefix: str
+    real: str
+    key: tuple[int, int]
+
+
+def _listed(folder: str, prefix: str, real: str, key: tuple[int, int]) -> _Level:
     try:
-        names = sorted(os.listdir(folder))
+        with os.scandir(folder) as found:
+            entries = sorted(found, key=lambda entry: entry.name)
     except OSError as error:
         raise InputError(f"{folder}: cannot list folder ({error.strerror})") from None
-    for entry in names:
-        path = os.path.join(folder, entry)
-        name = prefix + entry
-        st = _stat(path, path)
-        if stat.S_ISDIR(st.st_mode):
-            reason = excluded_name(entry)
-            if reason is not None:
-                skipped.append(Skipped(name, os.path.abspath(path), f"folder: {reason}"))
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
-                raise InputError(f"{path}: symlink loop (it leads back to a folder above it)")
-            _walk(path, name + "/", ancestors | {key}, files, skipped)
-        elif stat.S_ISREG(st.st_mode):
-            files.append(_source(name, path, st))
+    return _Level(iter(entries), prefix, real if real.endswith("/") else real + "/", key)
+
+
+def _walk(folder: str, real: str, key: tuple[int, int], files: list[SourceFile], skipped: list[Skipped]) -> None:
+    """Depth first, each folder's entries sorted by name, as a recursive walk would go; *real* is *folder* resolved.
+
+    A folder's entries are taken in a loop that stops at a subfolder; the subfolder is walked, then
+    the loop resumes where it stopped (the iterator keeps its place).
+    """
+    stack = [_listed(folder, "", real, key)]
+    ancestors = {key}
+    while stack:
+        level = stack[-1]
+        for entry in level.entries:
+            name = level.prefix + entry.name
+            path = entry.path
+            linked = entry.is_symlink()
+            st = _stat(path, path) if linked else _entry_stat(entry)
+            if S_ISREG(st.st_mode):
+                where = os.path.realpath(path) if linked else level.real + entry.name
+                files.append(SourceFile(name, where, st.st_size, S_IMODE(st.st_mode), st.st_mtime))
+            elif S_ISDIR(st.st_mode):
+                reason = excluded_name(entry.name)
+                if reason is not None:
+                    skipped.append(Skipped(name, os.path.abspath(path), f"folder: {reason}"))
+                    continue
+                inner = (st.st_dev, st.st_ino)
+                if inner in ancestors:
+                    raise InputError(f"{path}: symlink loop (it leads back to a folder above it)")
+                ancestors.add(inner)
+                where = os.path.realpath(path) if linked else level.real + entry.name
+                stack.append(_listed(path, name + "/", where, inner))
+                break
+            else:
+                skipped.append(Skipped(name, os.path.abspath(path), "not a regular file or folder"))
         else:
-            skipped.append(Skipped(name, os.path.abspath(path), "not a regular file or folder"))
+            ancestors.discard(stack.pop().key)
+
+
+def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+    """An entry that is not a symlink: its stat (one system call); on error, the messages of :func:`_stat`."""
+    try:
+        return entry.stat()
+    except OSError:
+        return _stat(entry.path, entry.path)

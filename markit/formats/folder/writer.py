@@ -28,13 +28,21 @@ class FolderWriter:
             self.temp = tempfile.mkdtemp(prefix=temp_name_prefix(target), suffix=".tmp", dir=folder)
         except OSError as error:
             raise output_error(folder, error) from None
+        self._made = {self.temp}  # folders already created under the temporary one
+
+    def _open(self, name: str, mode: int) -> tuple[str, int]:
+        """The path of member *name* under the temporary folder, created and open for writing."""
+        path = os.path.join(self.temp, *name.split("/"))
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
 
     def add(self, name: str, size: int, mtime: float, mode: int, method: str, feed: Feed) -> Digest:
         """One file of *size* bytes whose data *feed* supplies."""
-        path = os.path.join(self.temp, *name.split("/"))
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            path, fd = self._open(name, mode)
             try:
                 digest = feed(lambda chunk: _write_all(fd, chunk))
             finally:
@@ -43,6 +51,19 @@ class FolderWriter:
         except OSError as error:
             raise output_error(f"{self.target}/{name}", error) from None
         return digest
+
+    def add_whole(self, name: str, mtime: float, mode: int, method: str, data: bytes | memoryview,
+                  digest: Digest) -> None:
+        """One file whose bytes are all in *data* (*digest* is theirs)."""
+        try:
+            path, fd = self._open(name, mode)
+            try:
+                _write_all(fd, memoryview(data))
+            finally:
+                os.close(fd)
+            os.utime(path, (mtime, mtime))
+        except OSError as error:
+            raise output_error(f"{self.target}/{name}", error) from None
 
     def finish(self) -> None:
         """Nothing to close: the files are complete."""

@@ -3,9 +3,12 @@
 Two layouts, both loaded by ``java.util.zip.ZipInputStream`` (which reads only
 local headers) and by ``zipfile`` (which reads only the central directory):
 
-* to a seekable file: no data descriptors at all. The local header is written
-  with the CRC unknown, the data follows, and the header is rewritten in place
-  (``pwrite``) once the CRC and compressed size are known. With *keep_smaller*
+* to a seekable file: no data descriptors at all. A member whose bytes are in
+  memory (a file of up to one chunk, read whole; a generated file) is encoded
+  first and written once, header and data in one call, its CRC and sizes known
+  (:meth:`ZipWriter.add_whole`). A larger one streams (:meth:`ZipWriter.add`): the
+  local header is written with the CRC unknown, the data follows, and the header
+  is rewritten in place (``pwrite``) once the CRC and compressed size are known. With *keep_smaller*
   (``--compression auto``), a deflate entry that deflate does not shrink is
   stored instead: decided in memory from its first chunk (all of it up to 1 MiB),
   and for a larger entry whose whole came out no smaller than its size, its data
@@ -26,6 +29,8 @@ from markit.storage.sinks import Sink
 
 __all__ = ["ZipWriter"]
 
+Buffer = bytes | memoryview
+
 # Streaming deflate whose output could straddle 4 GiB is written as stored blocks,
 # whose size is known in advance: Java picks the descriptor size from the byte count.
 _STREAM_DEFLATE_MAX = zf.U32_MAX - (1 << 24)
@@ -40,7 +45,11 @@ class ZipWriter:
     def __init__(self, sink: Sink, *, keep_smaller: bool = False) -> None:
         self.sink = sink
         self.keep_smaller = keep_smaller
-        self.members: list[zf.ZipMember] = []
+        self.central = bytearray()
+        """The central directory so far: each member's header, encoded as its data is written."""
+        self.count = 0
+        """Members written."""
+        self._dates: dict[int, tuple[int, int]] = {}  # DOS date and time by whole second: few distinct ones
 
     def _layout(self, method: str, size: int) -> str:
         """How *method* is written to this sink: store, deflate, blocks (see the module docstring) or smaller."""
@@ -48,16 +57,57 @@ class ZipWriter:
             return "blocks" if method == "store" or size > _STREAM_DEFLATE_MAX else method
         return "smaller" if method == "deflate" and self.keep_smaller else method
 
+    @staticmethod
+    def _zip64(layout: str, size: int) -> bool:
+        """Whether the local header carries a zip64 extra: decided from the size, before any data."""
+        if layout == "blocks":
+            return stored_size(size) + len(FINAL_STORED_BLOCK) > zf.U32_MAX
+        return size >= (zf.U32_MAX if layout == "store" else _ZIP64_DEFLATE_FROM)
+
+    def _date_time(self, mtime: float) -> tuple[int, int]:
+        second = int(mtime)  # what gmtime reads of it (below 1980, clamped anyway)
+        found = self._dates.get(second)
+        if found is None:
+            found = self._dates[second] = zf.dos_date_time(mtime)
+        return found
+
+    def _member(self, member: zf.ZipMember) -> None:
+        self.central += zf.central_header(member)
+        self.count += 1
+
+    def add_whole(self, name: str, mtime: float, mode: int, method: str, data: Buffer, digest: Digest) -> None:
+        """One member whose bytes are all in *data*, and their *digest*: encoded, then written in one call.
+
+        The bytes are those :meth:`add` writes for the same member given as one chunk. *data*
+        is copied or written before this returns, so its buffer may be reused.
+        """
+        size = len(data)
+        layout = self._layout(method, size)
+        if layout == "store":
+            code, pieces, csize = zf.METHOD_STORE, [data], size
+        else:
+            code, pieces = _encoded(layout, data)
+            csize = sum(map(len, pieces))
+        streaming = not self.sink.seekable
+        zip64 = self._zip64(layout, size)
+        date_time = self._date_time(mtime)
+        header = zf.local_header(name, method=code, date_time=date_time, crc=digest.crc, compressed_size=csize,
+                                 size=size, descriptor=streaming, zip64=zip64)
+        offset = self.sink.position
+        if streaming:
+            self.sink.write(header, *pieces, zf.data_descriptor(digest.crc, csize, size, zip64=zip64))
+        else:
+            self.sink.write(header, *pieces)
+        flags = header[6] | header[7] << 8
+        self._member(zf.ZipMember(name, code, flags, date_time, digest.crc, csize, size, offset, mode))
+
     def add(self, name: str, size: int, mtime: float, mode: int, method: str, feed: Feed) -> Digest:
         """One member of *size* bytes whose data *feed* supplies, with *method* store or deflate."""
         sink = self.sink
         streaming = not sink.seekable
         method = self._layout(method, size)
-        if method == "blocks":
-            zip64 = stored_size(size) + len(FINAL_STORED_BLOCK) > zf.U32_MAX
-        else:
-            zip64 = size >= (zf.U32_MAX if method == "store" else _ZIP64_DEFLATE_FROM)
-        date_time = zf.dos_date_time(mtime)
+        zip64 = self._zip64(method, size)
+        date_time = self._date_time(mtime)
         offset = sink.position
 
         def header(code: int, crc: int, csize: int) -> bytes:
@@ -78,7 +128,7 @@ class ZipWriter:
         else:
             sink.pwrite(header(code, digest.crc, csize), offset)  # same length: zip64 was chosen up front
         flags = int.from_bytes(first[6:8], "little")
-        self.members.append(zf.ZipMember(name, code, flags, date_time, digest.crc, csize, size, offset, mode))
+        self._member(zf.ZipMember(name, code, flags, date_time, digest.crc, csize, size, offset, mode))
         return digest
 
     def _data(self, method: str, feed: Feed) -> Digest:
@@ -110,8 +160,26 @@ class ZipWriter:
     def finish(self) -> None:
         """Write the central directory and the end records."""
         start = self.sink.position
-        self.sink.write(*(zf.central_header(m) for m in self.members))
-        self.sink.write(zf.end_records(len(self.members), start, self.sink.position - start))
+        self.sink.write(self.central, zf.end_records(self.count, start, len(self.central)))
+
+
+def _encoded(layout: str, data: Buffer) -> tuple[int, list[Buffer]]:
+    """The method code and the bytes of a member given whole, as :meth:`ZipWriter.add` writes them for one chunk."""
+    if layout == "store":
+        return zf.METHOD_STORE, [data]
+    if layout == "blocks":
+        return zf.METHOD_DEFLATE, stored_blocks(memoryview(data), final=True)
+    if not data:  # no chunk: the stream is its last block alone (deflate), or nothing at all (smaller: stored)
+        return (zf.METHOD_DEFLATE, [Deflater().finish()]) if layout == "deflate" else (zf.METHOD_STORE, [])
+    deflater = Deflater()
+    if layout == "smaller":
+        # compress() would send stored blocks for output over their size: larger than data, so stored either way
+        deflated = deflater.deflate(memoryview(data))
+        if len(deflated) >= len(data):
+            return zf.METHOD_STORE, [data]  # deflate did not shrink it, and its last block only adds bytes
+        out: list[Buffer] = [deflated, deflater.finish()]
+        return (zf.METHOD_DEFLATE, out) if sum(map(len, out)) < len(data) else (zf.METHOD_STORE, [data])
+    return zf.METHOD_DEFLATE, [*deflater.compress(memoryview(data)), deflater.finish()]
 
 
 class _Smaller:
