@@ -6,15 +6,24 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from markit.formats.base import Member
 from markit.model.limits import Limits
-from markit.model.names import normalize, unsafe_reason
+from markit.model.names import captured_name, normalize, unsafe_reason
 from markit.model.problems import CODES
-from markit.read.checks import check_archive
+from markit.read.checks import check_archive, check_before
 from markit.read.contents import check_manifest, check_record, check_torchserve
-from markit.read.entries import check_duplicates, check_kinds, check_limits, check_paths, excluded_problems
-from markit.read.facts import ArchiveFacts
+from markit.read.entries import (
+    check_duplicates,
+    check_entries,
+    check_kinds,
+    check_limits,
+    check_paths,
+    excluded_problems,
+)
+from markit.read.facts import ArchiveFacts, kept_name
 
 F = Member
 MANIFEST = {"runtime": "python", "model": {"modelName": "m", "handler": "handler:handle"}}
@@ -236,3 +245,70 @@ def test_excluded_files_are_found_in_one_pass_and_names_past_the_limits_skipped(
     found = {p.path for p in excluded_problems([F(n, "file") for n in names])}
     assert found == {n for n in names if definition(n)}
     assert excluded_problems([F("d/" * 2100 + ".hidden", "file"), F("x" * 300 + "/.pyc", "file")]) == []
+
+
+# The shortcuts the checks take on a typical archive say what the functions they stand for would say.
+
+NAME_PARTS = ["a", "B.txt", ".", "..", "", ".hidden", "x.pyc", "__pycache__", "__MACOSX", "MAR-INF", "RECORD",
+              "MANIFEST.json", "a:b", "C:", "x\\y", "n\x00ul", "é", "-rf", "~u", "a+b=c,d@e", "x" * 256]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(NAME_PARTS), min_size=1, max_size=6), st.booleans(), st.booleans())
+def test_a_plain_name_is_one_the_name_functions_find_nothing_in(parts: list[str], lead: bool, trail: bool) -> None:
+    from markit.read.entries import plain_name
+
+    name = ("/" if lead else "") + "/".join(parts) + ("/" if trail else "")
+    if plain_name(name):
+        assert unsafe_reason(name) is None and normalize(name) == name.removesuffix("/") != ""
+    assert kept_name(name) == captured_name(name)
+
+
+def _long_way(members: list[Member]) -> tuple[list[str], ...]:
+    """The entries of each check's problems, worked out with the name functions alone (no shortcut)."""
+    from markit.model.names import too_long
+    from markit.read.entries import _excluded_part, _under_files
+
+    paths = [m.name for m in members if unsafe_reason(m.name) is not None or (normalize(m.name) == "" and
+                                                                              m.kind != "dir")]
+    sized = [m for m in members if too_long(m.name) is None]
+    kinds = [m.name for m in sized if m.kind in ("symlink", "hardlink", "special")]
+    seen: dict[str, Member] = {}
+    duplicates = []
+    for m in sized:
+        first = seen.setdefault(normalize(m.name), m)
+        if first is not m and not (first.kind == m.kind == "dir"):
+            duplicates.append(m.name)
+    under = _under_files(list(seen), {key for key, m in seen.items() if m.kind != "dir"})
+    duplicates += [m.name for key, m in seen.items() if key in under]
+    excluded = [m.name for m in sized if _excluded_part(normalize(m.name)) is not None]
+    return paths, kinds, duplicates, excluded
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(NAME_PARTS), min_size=1, max_size=4),
+                          st.sampled_from(["file", "dir", "symlink", "special"])), max_size=12))
+def test_check_entries_finds_what_the_name_functions_find(entries: list[tuple[list[str], str]]) -> None:
+    members = [F("/".join(parts) + ("/" if kind == "dir" else ""), kind, detail="t") for parts, kind in entries]
+    found = check_entries(members)
+    assert tuple([p.path for p in ps] for ps in (found.paths, found.kinds, found.duplicates, found.excluded)) == (
+        _long_way(members))
+    assert (found.paths, found.kinds, found.duplicates, found.excluded) == (
+        check_paths(members), check_kinds(members), check_duplicates(members), excluded_problems(members))
+
+
+def test_checking_again_after_the_data_reuses_what_it_can_and_finds_the_same() -> None:
+    files = {"handler.py": b"h", "w.bin": b"w"}
+    record = _record(files)
+    members = (F("MAR-INF/MANIFEST.json", "file", 10), F("MAR-INF/RECORD", "file", len(record)),
+               F("handler.py", "file", 1), F("w.bin", "file", 1), F("../x", "file", 1), F(".hidden", "file", 1))
+    early = ArchiveFacts(label="m.mar", format="zip", root=None, members=members,
+                         manifest=json.dumps(MANIFEST).encode(), record=record)
+    before = check_before(early)
+    digests = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()} | {"w.bin": "0" * 64}
+    late = ArchiveFacts(label="m.mar", format="zip", root=None, members=list(members), manifest=early.manifest,
+                        record=bytes(record), digests=digests, sizes={n: 1 for n in files})
+    assert check_archive(late, Limits(), before) == check_archive(late, Limits())
+    assert "digest-mismatch" in codes(check_archive(late, Limits(), before)[1])
+    other = ArchiveFacts(label="m.mar", format="zip", root=None, members=[F("y", "file", 1)], manifest=None)
+    assert check_archive(other, Limits(), before) == check_archive(other, Limits())  # other members: not reused

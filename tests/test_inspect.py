@@ -122,3 +122,48 @@ def test_streamed_json_is_the_summary(tmp_path: Path, files: dict[str, bytes]) -
     out = io.StringIO()
     write_json(summary, out)
     assert json.loads(out.getvalue()) == summary.to_json()
+
+
+def _table_the_long_way(info: object) -> list[str]:
+    """The table as it was first written: every cell formatted, widths taken from the cells, then the rows."""
+    import stat
+
+    from markit.cli.show import shown
+
+    def size(n: int | None) -> str:
+        return "-" if n is None else f"{n:,}"
+
+    rows = [("size", "stored", "method", "crc32", "mode", "sha256", "name")]
+    for m in info.entries:  # type: ignore[attr-defined]
+        sha = info.digests.get(m.name)  # type: ignore[attr-defined]
+        extra = ("" if m.kind in ("file", "dir") else f" [{m.kind}]") + (
+            f" -> {shown(m.detail)}" if m.kind in ("symlink", "hardlink") else "")
+        rows.append((size(m.size), size(m.compressed_size), m.method or "-", "-" if m.crc is None else f"{m.crc:08x}",
+                     "-" if m.mode is None else f"{stat.S_IMODE(m.mode):o}", sha[:12] if sha else "-",
+                     shown(m.name) + extra))
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    return ["  ".join([row[0].rjust(widths[0]), row[1].rjust(widths[1]),
+                       *(row[i].ljust(widths[i]) for i in range(2, 6)), row[6]]) for row in rows]
+
+
+@pytest.mark.parametrize("digests", [{}, {"a": "f" * 64}, {"b\u202e": "0" * 64, "zzz": "1" * 64}])
+def test_the_table_in_one_pass_is_the_table(digests: dict[str, str]) -> None:
+    import io
+
+    from markit.cli.show import render, write_table
+    from markit.formats.base import Member
+    from markit.read.summary import ArchiveInfo
+
+    entries = (Member("a", "file", 12_345_678, 1_000, "deflate", 0xABC, 0o100755), Member("b\u202e", "file", None),
+               Member("d/", "dir", 0, None, None, None, 0o40700), Member("l", "symlink", 0, mode=0o120777,
+                                                                         detail="../x\x1b"),
+               Member("h", "hardlink", 0, detail="a"), Member("f", "special", 0, detail="a FIFO"),
+               Member("big", "file", 10**12, 10**12, "method 93", 0, 0o100644))
+    for some in (entries, entries[1:3], ()):
+        info = ArchiveInfo("x.mar", "zip", None, None, "missing", some, digests)
+        lines = list(render(info))
+        head = lines.index("") + 1
+        assert lines[head:] == _table_the_long_way(info)
+        out = io.StringIO()
+        write_table(info, out)
+        assert out.getvalue() == "\n".join(lines) + "\n"

@@ -199,3 +199,49 @@ def test_a_tgz_without_one_top_folder_unpacks_as_named(work: Path, tmp_path: Pat
     status, _, err = run_main(monkeypatch, capsys, "unpack", str(tmp_path / "m.tar.gz"))
     assert status == 0 and "torchserve-incompatible" in err
     assert tree(work / "m") == good_files()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_each_folder_is_opened_once_and_every_descriptor_closed(tmp_path: Path) -> None:
+    from markit.formats.base import Member
+    from markit.model.limits import Limits
+    from markit.read.tree import TempTree
+
+    before = _open_fds()
+    temp = TempTree(str(tmp_path), "dest", "x.mar", limits=Limits())
+    first = temp.open(Member("a/1", "file", 1, mode=0o100644))
+    second = temp.open(Member("b/c/2", "file", 1, mode=0o100755))  # the tree moves on while a/1 is open
+    assert first is not None and second is not None
+    first.write(b"x")
+    first.close(False)  # removed, through the folder it was made in
+    second.write(memoryview(b"yz")[:1])
+    second.close(True)
+    for i in range(50):  # a sorted walk: one descriptor per folder at a time, whatever the count of files
+        out = temp.open(Member(f"b/c/{i}.bin", "file", 1, mode=0o100644))
+        assert out is not None
+        out.write(b"z")
+        out.close(True)
+        assert _open_fds() <= before + 3
+    temp.commit(str(tmp_path / "dest"), None, force=False)
+    assert _open_fds() == before
+    assert tree(tmp_path / "dest") == {"b/c/2": b"y", **{f"b/c/{i}.bin": b"z" for i in range(50)}}
+    assert stat.S_IMODE((tmp_path / "dest" / "b" / "c" / "2").stat().st_mode) == 0o755
+    assert (tmp_path / "dest" / "a").is_dir()
+
+
+def test_an_unpack_of_many_small_files_writes_them_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    files = {f"d{i % 7}/f{i}.bin": os.urandom(i % 300) for i in range(400)}
+    files["handler.py"] = b"def handle(d, c):\n    return d\n"
+    files["MAR-INF/MANIFEST.json"] = sound_files()["MAR-INF/MANIFEST.json"]
+    files = {**files, "MAR-INF/RECORD": record_bytes(files)}
+    archive = tmp_path / "m.mar"
+    archive.write_bytes(build_zip([ZEntry(n, d, method=0 if i % 2 else 8) for i, (n, d) in enumerate(sorted(
+        files.items()))]))
+    status, _, err = run_main(monkeypatch, capsys, "unpack", str(archive), "-d", str(tmp_path / "out"))
+    assert status == 0, err
+    assert tree(tmp_path / "out") == files

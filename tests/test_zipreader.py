@@ -262,3 +262,106 @@ def test_a_local_entry_missing_from_the_central_directory_is_seen_in_a_stream() 
 def test_zip_file_with_more_entries_than_allowed(tmp_path: Path) -> None:
     archive = _file_archive(tmp_path, build_zip([ZEntry(f"f{i}", b"") for i in range(5)]), Limits(max_entries=3))
     assert len(archive.index()) == 3 and not archive.complete and archive.problems[0].code == "bomb"
+
+
+# Cost per entry: the central directory in windows, one read per small entry, the same verdicts either way.
+
+LIARS = [  # each entry's local header disagrees with its central one in one way (stored entries: the fast path)
+    ZEntry("crc.bin", b"abc", method=0, local={"crc": 1}),
+    ZEntry("size.bin", b"abc", method=0, local={"size": 2, "csize": 2}),
+    ZEntry("method.bin", b"abc", method=0, local={"method": 8}),
+    ZEntry("flags.bin", b"abc", method=0, local={"flags": 8}),
+    ZEntry("name.bin", b"abc", method=0, local_name=b"evil.bin"),
+    ZEntry("short.bin", b"abcdef", method=0, local={"size": 3, "csize": 3}, central={"size": 3, "csize": 3}),
+    ZEntry("ok.bin", b"abc", method=0),
+    ZEntry("deflated.bin", b"abc" * 50),
+    ZEntry("ü.bin", b"abc", method=0, local={"crc": 2}),  # not ASCII: the general path
+]
+
+
+@pytest.mark.parametrize("liar", range(len(LIARS)))
+def test_one_pass_and_two_passes_find_the_same_problems_in_the_same_order(tmp_path: Path, liar: int) -> None:
+    data = build_zip([ZEntry("first.bin", b"1" * 10, method=0), LIARS[liar], ZEntry("last.bin", b"2", method=0)])
+    with _file_archive(tmp_path, data) as two:  # unpack: every header first, then the data
+        two.check_structure()
+        two_data = _read_all(two)
+    with _file_archive(tmp_path, data) as one:  # verify: each header, then its data, in one pass
+        one_data = _read_all(one)
+    assert one.problems == two.problems and one_data == two_data
+    assert bool(one.problems) == (LIARS[liar].name not in ("ok.bin", "deflated.bin"))
+
+
+def test_the_central_directory_read_in_windows_gives_what_zipfile_lists(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from markit.formats.zip import reader
+
+    monkeypatch.setattr(reader, "WINDOW", 61)  # every entry straddles a window's end, some several
+    entries = [ZEntry(f"d{i % 3}/{'x' * (i % 40)}{i}.bin", bytes([i % 256]) * i, method=0 if i % 2 else 8)
+               for i in range(300)]
+    entries.append(ZEntry("ü/unicode.bin", b"u"))  # not ASCII: the general parser, in the middle of a window
+    data = build_zip(entries)
+    with _file_archive(tmp_path, data) as archive, zipfile.ZipFile(io.BytesIO(data)) as z:
+        listed = [(m.name, m.size, m.compressed_size, m.crc, m.offset) for m in archive.index()]
+        assert listed == [(i.filename, i.file_size, i.compress_size, i.CRC, i.header_offset) for i in z.infolist()]
+        assert archive.complete and not archive.problems
+        assert _read_all(archive) == {i.filename: z.read(i) for i in z.infolist()}
+        assert not archive.problems
+
+
+def test_a_central_directory_cut_inside_an_entry_is_corrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from markit.formats.zip import reader
+
+    monkeypatch.setattr(reader, "WINDOW", 50)
+    good = build_zip([ZEntry(f"{i}.bin", b"x", method=0) for i in range(5)])
+    cd_size = int.from_bytes(good[-10:-6], "little")
+    data = good[:-22] + good[-22:-10] + (cd_size + 30).to_bytes(4, "little") + good[-6:]  # says 30 bytes more
+    with _file_archive(tmp_path, data) as archive:
+        archive.index()
+    assert not archive.complete and archive.problems[0].code == "corrupt"
+
+
+def _counting_preads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import os
+
+    sizes: list[int] = []
+    real = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        sizes.append(n)
+        return real(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    return sizes
+
+
+def test_verify_reads_each_small_stored_entry_with_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 200
+    data = build_zip([ZEntry(f"d/{i}.bin", bytes(1000), method=0) for i in range(n)])
+    with _file_archive(tmp_path, data) as archive:
+        archive.index()
+        reads = _counting_preads(monkeypatch)
+        assert len(_read_all(archive)) == n and not archive.problems
+    assert len(reads) <= n + 2  # its local header and its data together; the end of the entries
+
+
+def test_inspect_reads_only_the_headers_of_the_entries_it_reads(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from markit.formats.base import read_small
+
+    data = build_zip([ZEntry(f"d/{i}.bin", bytes(1000), method=0) for i in range(500)] +
+                     [ZEntry("MAR-INF/MANIFEST.json", b"{}")])
+    with _file_archive(tmp_path, data) as archive:
+        reads = _counting_preads(monkeypatch)
+        members = archive.index()
+        assert read_small(archive, members[-1], 100) == b"{}"
+    assert len(reads) <= 8  # the tail, the directory, then one local header and the data: not 500 headers
+
+
+def test_read_before_check_structure_reports_nothing_twice(tmp_path: Path) -> None:
+    data = build_zip([ZEntry("a.bin", b"abc", method=0, local={"crc": 1}), ZEntry("b.bin", b"b", method=0)])
+    with _file_archive(tmp_path, data) as archive:
+        sink = Collect()
+        archive.read(archive.index()[0], sink)
+        assert bytes(sink.data) == b"abc" and not archive.problems  # reported by check_structure, once
+        archive.check_structure()
+        assert [p.path for p in archive.problems] == ["a.bin"]

@@ -84,14 +84,13 @@ def inspect_cmd(
 ) -> None:
     """Show what an archive holds: model, version, handler, runtime, format, and every entry with its size,
     method and recorded digest. A zip file is listed from its central directory: no entry data is read."""
-    from markit.cli.show import render, write_json
+    from markit.cli.show import write_json, write_table
 
     info = markit.inspect(archive)
     if as_json:
         write_json(info, sys.stdout)
         return
-    for line in render(info):
-        print(line)
+    write_table(info, sys.stdout)
 
 
 @_contained

@@ -7,6 +7,7 @@ by :func:`shown` (``\\x0b``, ``\\x85``, ``\\u2028``), in JSON by ``ensure_ascii`
 
 from __future__ import annotations
 
+import itertools
 import json
 import stat
 import textwrap
@@ -14,9 +15,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from markit import ArchiveInfo, Member
+    from markit import ArchiveInfo
 
-__all__ = ["render", "shown", "write_json"]
+__all__ = ["render", "shown", "write_json", "write_table"]
 
 
 def shown(name: str) -> str:
@@ -51,31 +52,64 @@ def _head(info: ArchiveInfo) -> list[str]:
     return lines
 
 
-def _row(m: Member, sha: str | None) -> tuple[str, ...]:
-    link = f" -> {shown(m.detail)}" if m.kind in ("symlink", "hardlink") else ""
-    kind = "" if m.kind in ("file", "dir") else f" [{m.kind}]"
-    crc = "-" if m.crc is None else f"{m.crc:08x}"
-    mode = "-" if m.mode is None else f"{stat.S_IMODE(m.mode):o}"
-    return (_size(m.size), _size(m.compressed_size), m.method or "-", crc, mode, sha[:12] if sha else "-",
-            shown(m.name) + kind + link)
-
-
 _TITLES = ("size", "stored", "method", "crc32", "mode", "sha256", "name")
+_BATCH = 4096  # table lines per write: one write per ~300 KiB rather than one per line
+
+
+def _widths(info: ArchiveInfo) -> list[int]:
+    """Each column's width but the last, from the largest value in it (a longer number is a larger one)."""
+    entries, digests = info.entries, info.digests
+    sizes = [max((n for n in column if n is not None), default=0) for column in
+             ((m.size for m in entries), (m.compressed_size for m in entries))]
+    cells = [
+        *(len(_size(n)) for n in sizes),
+        max((len(method or "-") for method in {m.method for m in entries}), default=0),
+        max((len(_mode(mode)) for mode in {m.mode for m in entries}), default=0),
+    ]
+    crc = 8 if any(m.crc is not None for m in entries) else 1
+    sha = max((min(len(d), 12) if (d := digests.get(m.name)) else 1 for m in entries), default=1) if digests else 1
+    return [max(len(title), cell) for title, cell in zip(_TITLES, (*cells[:3], crc, cells[3], sha))]
+
+
+def _mode(mode: int | None) -> str:
+    return "-" if mode is None else f"{stat.S_IMODE(mode):o}"
 
 
 def render(info: ArchiveInfo) -> Iterator[str]:
     """The readable summary, line by line: a few lines about the model, then a table of entries.
 
-    Two passes over the entries (widths, then rows), so no table is held in memory.
+    One pass over the entries after a pass for the widths (from the largest values, not from the
+    formatted cells), so no table is held in memory. Cells that repeat (sizes, methods, modes) are
+    formatted once each.
     """
     yield from _head(info)
     yield ""
-    widths = [len(title) for title in _TITLES[:6]]
+    w = _widths(info)
+    yield "  ".join([_TITLES[0].rjust(w[0]), _TITLES[1].rjust(w[1]), *(t.ljust(n) for t, n in zip(_TITLES[2:6], w[2:])),
+                     _TITLES[6]])
+    digests: dict[str, str] = info.digests
+    sizes: dict[int | None, str] = {}  # each distinct size, formatted and padded once
+    stored: dict[int | None, str] = {}
+    methods = {method: (method or "-").ljust(w[2]) for method in {m.method for m in info.entries}}
+    modes = {mode: _mode(mode).ljust(w[4]) for mode in {m.mode for m in info.entries}}
+    no_crc, no_sha = "-".ljust(w[3]), "-".ljust(w[5])
     for m in info.entries:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, _row(m, info.digests.get(m.name)))]
-    for row in (_TITLES, *(_row(m, info.digests.get(m.name)) for m in info.entries)):
-        cells = [row[0].rjust(widths[0]), row[1].rjust(widths[1])] + [row[i].ljust(widths[i]) for i in range(2, 6)]
-        yield "  ".join([*cells, row[6]])
+        size = sizes.get(m.size) or sizes.setdefault(m.size, _size(m.size).rjust(w[0]))
+        packed = stored.get(m.compressed_size) or stored.setdefault(m.compressed_size,
+                                                                    _size(m.compressed_size).rjust(w[1]))
+        sha = digests.get(m.name)
+        name = m.name if m.name.isprintable() else repr(m.name)
+        if m.kind != "file" and m.kind != "dir":
+            name += f" [{m.kind}]" + (f" -> {shown(m.detail)}" if m.kind in ("symlink", "hardlink") else "")
+        yield (f"{size}  {packed}  {methods[m.method]}  {no_crc if m.crc is None else f'{m.crc:08x}'.ljust(w[3])}"
+               f"  {modes[m.mode]}  {sha[:12].ljust(w[5]) if sha else no_sha}  {name}")
+
+
+def write_table(info: ArchiveInfo, out: TextIO) -> None:
+    """:func:`render` written to *out*, a few thousand lines per write."""
+    lines = render(info)
+    while batch := list(itertools.islice(lines, _BATCH)):
+        out.write("\n".join(batch) + "\n")
 
 
 def write_json(info: ArchiveInfo, out: TextIO) -> None:

@@ -11,7 +11,7 @@ them all. :func:`markit.formats.detect.open_archive` picks the reader.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from markit.engine.buffers import BufferRing
@@ -117,7 +117,8 @@ class Archive:
         return None
 
     def check_structure(self) -> None:
-        """Check what can be checked without the data (zip: local headers against the central directory)."""
+        """Check what can be checked without the data (zip: local headers against the central directory);
+        :meth:`scan` does it too, in its own pass, if it has not been done."""
 
     def read(self, member: Member, sink: MemberSink) -> None:
         """Push one member's data through *sink* (indexed archives only)."""
@@ -166,7 +167,7 @@ def relative_members(members: Sequence[Member], root: str | None) -> list[Member
         rest = m.name.partition("/")[2]
         if normalize(rest) == "" and m.kind == "dir":
             continue
-        out.append(replace(m, name=rest))
+        out.append(Member(rest, m.kind, m.size, m.compressed_size, m.method, m.crc, m.mode, m.offset, m.detail))
     return out
 
 

@@ -19,7 +19,7 @@ from markit.model.problems import Problem, problem, quote
 from markit.model.record import RECORD_NAME, RecordRow, parse_record
 from markit.read.facts import ArchiveFacts
 
-__all__ = ["check_manifest", "check_record", "check_torchserve"]
+__all__ = ["check_manifest", "check_record", "check_torchserve", "record_rows"]
 
 
 def _parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -102,31 +102,43 @@ def _missing_files(manifest: dict[str, Any], names: set[str]) -> list[Problem]:
     return found
 
 
-def check_record(facts: ArchiveFacts) -> list[Problem]:
-    """``record-mismatch`` and ``digest-mismatch`` against markit's ``MAR-INF/RECORD``; ``no-record`` without one."""
+def record_rows(data: bytes) -> list[RecordRow] | Problem:
+    """The rows of a ``MAR-INF/RECORD``, or the problem that stops them being read."""
+    if len(data) > RECORD_MAX:
+        return problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: over {RECORD_MAX:,} bytes")
+    try:
+        return parse_record(data)
+    except (ArchiveError, csv.Error) as error:
+        return problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: unreadable ({error})" if isinstance(error, csv.Error)
+                       else str(error))
+
+
+def check_record(facts: ArchiveFacts, rows: list[RecordRow] | Problem | None = None) -> list[Problem]:
+    """``record-mismatch`` and ``digest-mismatch`` against markit's ``MAR-INF/RECORD``; ``no-record`` without one.
+
+    *rows* are :func:`record_rows` of ``facts.record`` when already parsed.
+    """
     if facts.record is None:
         return [problem("no-record", None, f"no {RECORD_NAME}: the files' contents cannot be checked against"
                         " digests (the real archivers never write one; markit create does)")]
-    if len(facts.record) > RECORD_MAX:
-        return [problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: over {RECORD_MAX:,} bytes")]
-    try:
-        record = parse_record(facts.record)
-    except (ArchiveError, csv.Error) as error:
-        return [problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: unreadable ({error})" if isinstance(error, csv.Error)
-                        else str(error))]
+    record = record_rows(facts.record) if rows is None else rows
+    if isinstance(record, Problem):
+        return [record]
     files = {normalize(m.name): m.name for m in facts.members if m.kind == "file"}
     files.pop(RECORD_NAME, None)
     found = []
     listed: set[str] = set()
+    digests, sizes = facts.digests or {}, facts.sizes or {}
     for row in record:
         key = normalize(row.name)
+        name = files.get(key)
         if key in listed:
             found.append(problem("record-mismatch", row.name, f"{RECORD_NAME}: lists {quote(row.name)} twice"))
-        elif key not in files:
+        elif name is None:
             found.append(problem("record-mismatch", row.name, f"{RECORD_NAME}: lists {quote(row.name)},"
                                  " which the archive does not hold"))
-        else:
-            found += _digest_problems(row, files[key], facts)
+        elif digests.get(name) != row.sha256 or sizes.get(name, row.size) != row.size:  # else nothing to say
+            found += _digest_problems(row, name, facts)
         listed.add(key)
     for key, name in files.items():
         if key not in listed:

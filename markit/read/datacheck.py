@@ -16,13 +16,15 @@ from markit.engine.datapass import DataStream, Digest
 from markit.formats.base import Member, MemberSink
 from markit.model.limits import MANIFEST_MAX, RECORD_MAX
 from markit.model.manifest import MANIFEST_NAME
-from markit.model.names import captured_name
 from markit.model.problems import Problem, problem, quote
+from markit.read.facts import kept_name
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DataCheck", "FileOut", "MemberCheck", "Writer"]
+__all__ = ["PROGRESS_STEP", "DataCheck", "FileOut", "MemberCheck", "Writer"]
+
+PROGRESS_STEP = 1 << 20  # bytes passed between progress calls: a bar needs no finer, and 4 KiB files stay cheap
 
 
 class FileOut(Protocol):
@@ -45,19 +47,22 @@ class Writer(Protocol):
 class MemberCheck:
     """The sink for one file member: its data stream (CRC-32, SHA-256, the writer's file) and captured bytes."""
 
+    __slots__ = ("cap", "kept", "out", "owner", "stream")
+
     def __init__(self, owner: DataCheck, member: Member, out: FileOut | None) -> None:
         self.owner = owner
         self.out = out
         self.stream = DataStream(size=member.size, consume=out.write if out is not None else None, sha=owner.sha)
-        kept = captured_name(member.name)
+        kept = kept_name(member.name)
         self.cap = 0 if kept is None else (MANIFEST_MAX if kept == MANIFEST_NAME else RECORD_MAX) + 1
         self.kept = bytearray()
 
     def write(self, chunk: bytes | memoryview) -> None:
-        self.owner.current = self
         self.stream.write(chunk)
-        if self.owner.progress is not None:
-            self.owner.progress(len(chunk))
+        owner = self.owner
+        owner.unreported += len(chunk)
+        if owner.unreported >= PROGRESS_STEP:
+            owner.report_progress()
         if len(self.kept) < self.cap:
             self.kept += chunk[: self.cap - len(self.kept)]
 
@@ -81,7 +86,9 @@ class DataCheck:
         """Whether to compute SHA-256 (only useful when a record may exist)."""
         self.writer = writer
         self.progress = progress
-        """Called with the size of each chunk of file data that passes."""
+        """Called with the bytes of file data passed since its last call: every MiB or so, and at the end."""
+        self.unreported = 0
+        """Bytes passed that :attr:`progress` has not been told of."""
         self.problems: list[Problem] = []
         self.digests: dict[str, str] = {}
         """SHA-256 of each complete file, by its name in the archive."""
@@ -90,14 +97,23 @@ class DataCheck:
         self.captured: dict[str, bytes] = {}
         """The bytes of MANIFEST.json and RECORD members (capped), by name in the archive."""
         self.current: MemberCheck | None = None
-        """The member whose data is flowing, until its :meth:`MemberCheck.done`."""
+        """The member whose data is flowing, from its sink's opening until its :meth:`MemberCheck.done`."""
 
     def open(self, member: Member) -> MemberSink | None:
         """The sink for *member*'s data (files only; a folder is made at once when writing)."""
         if member.kind not in ("file", "dir"):
             return None
         out = self.writer.open(member) if self.writer is not None else None
-        return MemberCheck(self, member, out) if member.kind == "file" else None
+        if member.kind != "file":
+            return None
+        self.current = MemberCheck(self, member, out)
+        return self.current
+
+    def report_progress(self) -> None:
+        """Tell :attr:`progress` of the bytes passed since it was last told."""
+        if self.progress is not None and self.unreported:
+            self.progress(self.unreported)
+        self.unreported = 0
 
     def finished(self, check: MemberCheck, digest: Digest, member: Member, complete: bool) -> None:
         """Record one member's results; keep its written file only if everything matched."""
@@ -116,7 +132,8 @@ class DataCheck:
             check.out.close(good)
 
     def close(self) -> None:
-        """After an error mid-member: let the workers finish with its chunks and close its file."""
+        """At the end, or after an error mid-member: let the workers finish with its chunks and close its file."""
+        self.report_progress()
         if self.current is not None:
             self.current.stream.abandon()
             if self.current.out is not None:

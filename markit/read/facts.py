@@ -6,7 +6,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ArchiveFacts", "MemberFacts"]
+from markit.model.names import captured_name
+
+__all__ = ["ArchiveFacts", "MemberFacts", "kept_name"]
+
+
+def kept_name(name: str) -> str | None:
+    """``MAR-INF/MANIFEST.json`` or ``MAR-INF/RECORD`` if the member *name* is one (whose bytes become
+    :attr:`ArchiveFacts.manifest` or :attr:`ArchiveFacts.record`): :func:`~markit.model.names.captured_name`,
+    asked only of names holding ``MAR-INF/``, as every name it accepts does (once normalised, ``MAR-INF``
+    is followed by a ``/``)."""
+    return captured_name(name) if "MAR-INF/" in name else None
 
 
 class MemberFacts(Protocol):

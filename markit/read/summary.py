@@ -20,6 +20,7 @@ from markit.model.limits import MANIFEST_MAX, RECORD_MAX, Limits
 from markit.model.manifest import MANIFEST_NAME
 from markit.model.names import captured_name
 from markit.model.record import RECORD_NAME, parse_record
+from markit.read.facts import kept_name
 
 __all__ = ["ArchiveInfo", "summarize"]
 
@@ -91,13 +92,13 @@ def _read_meta(archive: Archive) -> tuple[list[Member], dict[str, bytes]]:
     index = archive.index()
     if index is not None:
         for m in index:
-            name = captured_name(m.name) if m.kind == "file" else None
+            name = kept_name(m.name) if m.kind == "file" else None
             if name == m.name and (data := read_small(archive, m, _cap(name))) is not None:
                 kept[name] = data
         return index, kept
 
     def keep(m: Member) -> MemberSink | None:
-        name = captured_name(m.name) if m.kind == "file" else None
+        name = kept_name(m.name) if m.kind == "file" else None
         return _Keep(_cap(name), kept, m.name) if name is not None else None
 
     members = archive.scan(keep)

@@ -20,7 +20,7 @@ from markit.model.limits import Limits
 from markit.model.names import normalize, unsafe_reason
 from markit.model.problems import Problem, problem, quote
 from markit.read.datacheck import FileOut
-from markit.read.entries import over_ratio
+from markit.read.entries import over_ratio, plain_name
 from markit.storage.sinks import output_error
 
 __all__ = ["TempTree", "free_space", "is_empty_folder", "no_room", "put_in_place", "remove_tree"]
@@ -131,7 +131,9 @@ def no_room(declared: int, room: int, parent: str) -> Problem:
 
 
 class _File:
-    """One file being written into the temporary tree."""
+    """One file being written into the temporary tree, in the folder the tree holds open as *folder*."""
+
+    __slots__ = ("fd", "folder", "late_mode", "member", "name", "tree")
 
     def __init__(self, tree: TempTree, fd: int, folder: int, name: str, member: Member) -> None:
         self.tree, self.fd, self.folder, self.name, self.member = tree, fd, folder, name, member.name
@@ -139,10 +141,12 @@ class _File:
         """Its mode is not known yet (a zip read from a pipe): remember it for :meth:`TempTree.set_modes`."""
 
     def write(self, chunk: bytes | memoryview) -> None:
-        view = memoryview(chunk)
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            done = os.write(self.fd, chunk)
+            if done < len(chunk):
+                view = memoryview(chunk)[done:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError as error:
             raise output_error(f"{self.tree.label}: {quote(self.member)}", error) from None
         self.tree.size += len(chunk)
@@ -153,7 +157,7 @@ class _File:
             if not keep:
                 os.unlink(self.name.rpartition("/")[2], dir_fd=self.folder)
         finally:
-            os.close(self.folder)
+            self.tree.release(self.folder)
         if keep:
             self.tree.files += 1
             if self.late_mode:
@@ -179,13 +183,15 @@ class TempTree:
         self.unsafe: list[tuple[str, str]] = []  # members not written because of their name, and why
         self.written: dict[str, str] = {}  # name under the tree of each file kept whose mode came late, by member
         self._last = ("", self.fd)  # the folder reached last: its name under the tree, its descriptor
+        self._users: dict[int, int] = {}  # each folder files are being written in: how many
 
     def open(self, member: Member) -> FileOut | None:
         """Make a folder, or create a file and return it for writing; unsafe or clashing names are skipped."""
         if member.kind not in ("file", "dir"):
             return None
-        reason = unsafe_reason(member.name)  # first: it bounds the name's length
-        name = normalize(member.name) if reason is None else ""
+        plain = plain_name(member.name)
+        reason = None if plain else unsafe_reason(member.name)  # first: it bounds the name's length
+        name = member.name.removesuffix("/") if plain else normalize(member.name) if reason is None else ""
         if reason is None and not name and member.kind == "file":
             reason = "the name has no file name in it"
         if reason is not None:
@@ -204,7 +210,18 @@ class TempTree:
             return None
         except OSError as error:
             raise output_error(f"{self.label}: {quote(name)}", error) from None
-        return _File(self, fd, os.dup(folder), name, member)
+        self._users[folder] = self._users.get(folder, 0) + 1
+        return _File(self, fd, folder, name, member)
+
+    def release(self, folder: int) -> None:
+        """A file written in *folder* is closed: close the folder too if the tree has moved on from it."""
+        if self.fd < 0:
+            return  # the tree is closed, and its folders with it
+        users = self._users.pop(folder, 1) - 1
+        if users:
+            self._users[folder] = users
+        elif folder not in (self._last[1], self.fd):
+            os.close(folder)
 
     def _reach(self, name: str) -> int:
         """The folder *name* of the tree (normalised; "" for the top), made if missing; the descriptor stays
@@ -217,7 +234,7 @@ class TempTree:
         if not rest:
             return fd
         inner = _folder(fd, rest.split("/"))
-        if self._last[1] != self.fd:
+        if self._last[1] != self.fd and self._last[1] not in self._users:  # else its last file closes it
             os.close(self._last[1])
         self._last = (name, inner)
         return inner
@@ -269,9 +286,9 @@ class TempTree:
         remove_tree(self.path)
 
     def _close(self) -> None:
-        for fd in {self._last[1], self.fd} - {-1}:
+        for fd in {self._last[1], self.fd, *self._users} - {-1}:
             os.close(fd)
-        self.fd, self._last = -1, ("", -1)
+        self.fd, self._last, self._users = -1, ("", -1), {}
 
 
 def put_in_place(source: str, target: str, *, force: bool) -> None:

@@ -22,9 +22,9 @@ from markit.model.manifest import MANIFEST_NAME
 from markit.model.names import captured_name
 from markit.model.problems import ERROR, Problem, problem
 from markit.model.record import RECORD_NAME
-from markit.read.checks import check_archive
+from markit.read.checks import Before, check_archive, check_before
 from markit.read.datacheck import DataCheck, Writer
-from markit.read.facts import ArchiveFacts
+from markit.read.facts import ArchiveFacts, kept_name
 
 __all__ = ["Reading", "Report", "facts_from", "read_archive", "verify_path"]
 
@@ -97,18 +97,20 @@ def facts_from(archive: Archive, members: Sequence[Member], data: DataCheck | No
     )
 
 
-def _preflight(archive: Archive, index: list[Member], limits: Limits) -> list[Problem]:
-    """Problems an indexed archive shows before any data is read (so ``unpack`` can refuse early)."""
+def _preflight(archive: Archive, index: list[Member], limits: Limits) -> tuple[list[Problem], Before]:
+    """Problems an indexed archive shows before any data is read (so ``unpack`` can refuse early), and what
+    of the checks the data cannot change."""
     archive.check_structure()
     captured = DataCheck(sha=False)
     for member in index:
-        kept = captured_name(member.name) if member.kind == "file" else None
+        kept = kept_name(member.name) if member.kind == "file" else None
         if kept == member.name:
             content = read_small(archive, member, (MANIFEST_MAX if kept == MANIFEST_NAME else RECORD_MAX) + 1)
             if content is not None:
                 captured.captured[member.name] = content
     facts = replace(facts_from(archive, index, captured), digests=None, sizes=None)
-    return list(archive.problems) + check_archive(facts, limits)[1]
+    before = check_before(facts)
+    return list(archive.problems) + check_archive(facts, limits, before)[1], before
 
 
 def read_archive(archive: Archive, limits: Limits, writer: Writer | None = None,
@@ -119,18 +121,17 @@ def read_archive(archive: Archive, limits: Limits, writer: Writer | None = None,
     before its data is read is refused before anything is written. *progress* is called with
     (file bytes passed, bytes the index declares; 0 when there is no index: a stream or a tar).
     """
-    index = archive.index()
+    index, before = archive.index(), None
     if index is not None and writer is not None:
-        early = _preflight(archive, index, limits)
+        early, before = _preflight(archive, index, limits)
         if any(p.severity == ERROR for p in early) or not archive.complete:
             return Reading(facts_from(archive, index, None), None, tuple(early), False)
-    archive.check_structure()
-    sha = index is None or any(captured_name(m.name) == RECORD_NAME for m in index)
+    sha = index is None or any(kept_name(m.name) == RECORD_NAME for m in index)
     total = sum(m.size or 0 for m in index if m.kind == "file") if index is not None else 0
     with DataCheck(sha=sha, writer=writer, progress=counter(progress, total)) as data:
         members = archive.scan(data.open) if archive.complete else (index or [])
     facts = facts_from(archive, members, data)
-    manifest, found = check_archive(facts, limits)
+    manifest, found = check_archive(facts, limits, before)
     return Reading(facts, manifest, (*archive.problems, *data.problems, *found), True, tuple(members))
 
 

@@ -30,17 +30,23 @@ UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version (1), CRC-32 
 UNICODE_COMMENT = 0x6375  # Info-ZIP Unicode Comment extra field: the same for the entry's comment
 
 
-def compare_headers(local: Header, central: Header) -> list[str]:
-    """How a local header disagrees with its central one (descriptor values are compared elsewhere)."""
+def compare_headers(local: Header, central: Header, *, descriptor_apart: bool = False) -> list[str]:
+    """How a local header disagrees with its central one (descriptor values are compared elsewhere).
+
+    With *descriptor_apart* (a stream, whose local header carries its descriptor's values), the data
+    descriptor flag is left to the caller and the values are compared whatever it says.
+    """
     differences = []
     if local.raw_name != central.raw_name:
         differences.append(f"the local header names it {quote(local.name)}")
     if local.method != central.method:
         differences.append(f"the local header says method {local.method}, the central directory {central.method}")
+    ignored = FLAG_DESCRIPTOR if descriptor_apart else 0
     for bit, what in ((FLAG_ENCRYPTED, "encrypted"), (FLAG_DESCRIPTOR, "data descriptor")):
-        if local.flags & bit != central.flags & bit:
-            differences.append(f"the {what} flag differs (local {local.flags:#06x}, central {central.flags:#06x})")
-    if not local.flags & FLAG_DESCRIPTOR:
+        if (local.flags & bit != central.flags & bit) and bit != ignored:
+            flags = f"local {local.flags & ~ignored:#06x}, central {central.flags & ~ignored:#06x}"
+            differences.append(f"the {what} flag differs ({flags})")
+    if descriptor_apart or not local.flags & FLAG_DESCRIPTOR:
         for field in ("crc", "compressed_size", "size"):
             mine, theirs = getattr(local, field), getattr(central, field)
             if mine != theirs:

@@ -11,7 +11,6 @@ another archive.
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 
 from markit.engine.buffers import CHUNK
 from markit.formats.base import Archive, Member, MemberSink, OpenSink
@@ -89,9 +88,11 @@ class ZipStreamArchive(Archive):
         header = parse_local(fixed + self.source.read_exact(nlen + xlen, "a local header"), offset)
         self.problems.extend([*entry_problems(header), *unicode_problems(header, "local header")])
         descriptor = bool(header.flags & FLAG_DESCRIPTOR)
-        member = replace(header.member(), size=None if descriptor else header.size,
-                         crc=None if descriptor else header.crc,
-                         compressed_size=None if descriptor else header.compressed_size)
+        kind, detail = kind_of(header.name, header.mode)
+        member = Member(header.name, kind, None if descriptor else header.size,
+                        None if descriptor else header.compressed_size, METHODS.get(header.method) or
+                        f"method {header.method}", None if descriptor else header.crc, header.mode, header.offset,
+                        detail)
         sink = open_sink(member) if readable(header) and member.kind == "file" else None
         flow = self._data(header, sink or _Discard())
         if descriptor and self.complete:
@@ -103,8 +104,9 @@ class ZipStreamArchive(Archive):
             sink.done(member, flow.error is None and self.complete)
         elif (dir_sink := open_sink(member) if member.kind == "dir" else None) is not None:
             dir_sink.done(member, True)
-        return replace(header, crc=member.crc or 0, size=member.size or 0,  # extra bytes not kept: checked
-                       compressed_size=member.compressed_size or 0, extra=b""), member
+        return Header(header.raw_name, header.name, header.flags, header.method, member.crc or 0,  # extra bytes
+                      member.compressed_size or 0, member.size or 0, header.offset, header.length,  # not kept:
+                      header.zip64, header.mode), member  # checked already
 
     def _data(self, header: Header, sink: MemberSink) -> Flow:
         descriptor = bool(header.flags & FLAG_DESCRIPTOR)
@@ -146,7 +148,8 @@ class ZipStreamArchive(Archive):
         if flow.error is None and (csize, size) != (flow.consumed, flow.produced):
             self.report("corrupt", header.name, f"entry {quote(header.name)}: its data descriptor says {csize:,}"
                         f" bytes stored and {size:,} in all; the data holds {flow.consumed:,} and {flow.produced:,}")
-        return replace(member, crc=crc, size=size, compressed_size=csize)
+        return Member(member.name, member.kind, size, csize, member.method, crc, member.mode, member.offset,
+                      member.detail)
 
     def _central(self, locals_: dict[int, tuple[Header, Member]]) -> None:
         """Read the central directory; each entry must match a local header, and gives it its mode."""
@@ -163,7 +166,8 @@ class ZipStreamArchive(Archive):
             if self._match(central, locals_, seen):
                 header, member = locals_[central.offset]
                 kind, detail = kind_of(header.name, central.mode)
-                locals_[central.offset] = header, replace(member, mode=central.mode, kind=kind, detail=detail)
+                locals_[central.offset] = header, Member(member.name, kind, member.size, member.compressed_size,
+                                                         member.method, member.crc, central.mode, member.offset, detail)
         for offset, (header, _) in locals_.items():
             if offset not in seen:
                 self.report("corrupt", header.name, f"entry {quote(header.name)}: not in the central directory:"
@@ -189,8 +193,7 @@ class ZipStreamArchive(Archive):
                         " with another entry (overlapping entries)")
             return False
         seen.add(central.offset)
-        for difference in compare_headers(replace(found[0], flags=found[0].flags & ~FLAG_DESCRIPTOR),
-                                          replace(central, flags=central.flags & ~FLAG_DESCRIPTOR)):
+        for difference in compare_headers(found[0], central, descriptor_apart=True):
             self.report("corrupt", name, f"entry {quote(name)}: {difference}: TorchServe reads the local header,"
                         " Python the central directory")
         if found[0].flags & FLAG_DESCRIPTOR != central.flags & FLAG_DESCRIPTOR:
