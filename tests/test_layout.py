@@ -18,12 +18,14 @@ PACKAGE = Path(__file__).parent.parent / "markit"
 LAYERS = {
     "base": {"base"},  # markit.errors, markit.version
     "model": {"base", "model"},
+    "weights": {"base", "model", "weights"},  # what weight files say (pickle imports, safetensors headers): pure
     "engine": {"base", "engine"},
     "storage": {"base", "engine", "storage"},
     "formats": {"base", "model", "engine", "storage", "formats"},
     "write": {"base", "model", "engine", "storage", "formats", "write"},
-    "read": {"base", "model", "engine", "storage", "formats", "read"},
-    "api": {"base", "model", "engine", "storage", "formats", "write", "read", "api"},
+    "read": {"base", "model", "weights", "engine", "storage", "formats", "read"},
+    "trust": {"base", "model", "weights", "engine", "storage", "formats", "read", "trust"},  # signatures
+    "api": {"base", "model", "weights", "engine", "storage", "formats", "write", "read", "trust", "api"},
     "cli": {"package", "cli"},
     "main": {"cli"},
 }
