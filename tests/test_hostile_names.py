@@ -25,7 +25,17 @@ from markit.formats.base import Member
 from markit.model.limits import Limits
 from markit.model.names import normalize, unsafe_reason
 from markit.read.entries import check_duplicates, check_kinds, check_paths, excluded_problems
-from tests.support.hostile import TEntry, ZEntry, build_tar, build_zip, record_bytes, run_main, sound_files, tgz_of
+from tests.support.hostile import (
+    TEntry,
+    ZEntry,
+    build_tar,
+    build_zip,
+    folder_of,
+    record_bytes,
+    run_main,
+    sound_files,
+    tgz_of,
+)
 
 VIA = ["file", "stdin"]
 
@@ -187,9 +197,7 @@ def depth_of(folder: Path) -> tuple[int, bytes]:
 def deep_folder(path: Path, levels: int) -> None:
     """A model folder with ``d/`` * *levels* ``f`` in it, made relative to open folders (no PATH_MAX, no recursion)."""
     path.mkdir()
-    for name, data in sound_files().items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_bytes(data)
+    folder_of(path, sound_files())
     fd = os.open(path, os.O_RDONLY)
     for _ in range(levels):
         os.mkdir("d", dir_fd=fd)

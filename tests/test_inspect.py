@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import markit.formats.zip.reader
-from tests.support.hostile import ZEntry, build_zip, record_bytes, run_main, sound_files, tgz_of, zip_of
+from tests.support.hostile import ZEntry, build_zip, folder_of, record_bytes, run_main, sound_files, tgz_of, zip_of
 
 ENTRY_KEYS = {"name", "type", "size", "compressed_size", "method", "crc32", "mode", "sha256", "link"}
 
@@ -25,10 +25,7 @@ def test_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
                     root: str | None) -> None:
     files = files_with_record()
     if fmt == "directory":
-        path = tmp_path / "folder"
-        for name, data in files.items():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            (path / name).write_bytes(data)
+        path = folder_of(tmp_path / "folder", files)
     else:
         path = tmp_path / ("m.mar" if fmt == "zip" else "m.tar.gz")
         path.write_bytes(zip_of(files) if fmt == "zip" else tgz_of(files))

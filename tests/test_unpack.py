@@ -17,6 +17,7 @@ from tests.support.hostile import (
     ZEntry,
     build_tar,
     build_zip,
+    folder_of,
     record_bytes,
     run_main,
     sound_files,
@@ -48,10 +49,7 @@ def test_unpack_gives_back_the_files(work: Path, tmp_path: Path, monkeypatch: py
                                      capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     files = good_files()
     if fmt == "folder":
-        src = tmp_path / "src"
-        for name, data in files.items():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            (src / name).write_bytes(data)
+        src = folder_of(tmp_path / "src", files)
     else:
         src = tmp_path / {"tgz": "m.tar.gz", "tar": "m.tar"}.get(fmt, "m.mar")
         src.write_bytes({"zip": lambda: zip_of(files), "tgz": lambda: tgz_of(files),

@@ -15,6 +15,7 @@ import struct
 import tarfile
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = [
     "MANIFEST",
@@ -22,6 +23,7 @@ __all__ = [
     "ZEntry",
     "build_tar",
     "build_zip",
+    "folder_of",
     "manifest_bytes",
     "record_bytes",
     "run_main",
@@ -161,6 +163,14 @@ def tgz_of(files: dict[str, bytes], root: str | None = "m", **kw: object) -> byt
     """A tar.gz of *files* under *root*/."""
     prefix = f"{root}/" if root else ""
     return build_tar([TEntry(prefix + name, data) for name, data in files.items()], **kw)  # type: ignore[arg-type]
+
+
+def folder_of(path: Path, files: dict[str, bytes]) -> Path:
+    """*path* made a folder holding *files* (names with ``/`` make subfolders); returns *path*."""
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return path
 
 
 def run_main(monkeypatch: object, capsys: object, *argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
