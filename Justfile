@@ -15,6 +15,11 @@ unit:
 # comparison benchmark: markit vs cp, cat, sha256, unzip, tar, torch-model-archiver (SIZE in GiB)
 bench size="2":
     python benchmarks/compare.py --size-gib {{size}}
+    python benchmarks/remote.py
+
+# remote archives against local S3 and HTTP servers: create to S3 vs s3fs put, inspect/verify over HTTP
+bench-remote size="1" inspect="8":
+    python benchmarks/remote.py --size-gib {{size}} --inspect-gib {{inspect}}
 
 # pure micro-benchmarks (planning, manifest, headers)
 microbench:

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BIG", "CASES", "Checkpoint", "family", "make_checkpoint", "make_sharded", "make_tree", "sample_ratio",
-           "scale_case", "scale_count"]
+__all__ = ["BIG", "CASES", "Checkpoint", "family", "make_checkpoint", "make_sharded", "make_tree", "safetensors_header",
+           "sample_ratio", "scale_case", "scale_count"]
 
 BIG = ("random", "float32")
 """The one-big-file cases (family ``big``)."""
@@ -212,7 +212,9 @@ def make_sharded(root: Path, size: int, *, shards: int = SHARDS) -> Checkpoint:
     for i in range(shards):
         path = folder / f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
         with open(path, "wb") as out:
-            out.writelines(_random_chunks(each))
+            header = safetensors_header(each)  # a real header: verify checks it (invalid-weights otherwise)
+            out.write(header)
+            out.writelines(_random_chunks(each - len(header)))
         files.append(path)
     handler = folder / "handler.py"
     handler.write_text(TREE_HANDLER)
@@ -224,6 +226,14 @@ def make_sharded(root: Path, size: int, *, shards: int = SHARDS) -> Checkpoint:
                       description=f"{shards} shards of {each / (1 << 20):g} MiB of random bytes"
                                   " (`model-000NN-of-00016.safetensors`) plus `handler.py` and `config.json`,"
                                   " archived with `--model-path`")
+
+
+def safetensors_header(size: int, length: int = 128) -> bytes:
+    """The 8-byte length and *length*-byte JSON header (space-padded, as the safetensors library pads) of a
+    *size*-byte safetensors file holding one U8 tensor: the random bytes after it."""
+    data = size - 8 - length
+    raw = json.dumps({"weights": {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}}).encode()
+    return length.to_bytes(8, "little") + raw.ljust(length)
 
 
 def sample_ratio(path: Path, level: int = 6) -> float:

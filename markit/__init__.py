@@ -22,13 +22,15 @@ from markit.errors import ArchiveError, ConflictError, InputError, MarkitError, 
 from markit.version import VERSION
 
 if TYPE_CHECKING:
-    from markit.api import Created, create, inspect, unpack, verify
+    from markit.api import Created, create, diff, inspect, sign, unpack, verify
     from markit.formats.base import ArchiveProblem, Member
     from markit.model.limits import Limits
     from markit.model.problems import Problem
+    from markit.read.diff import Diff
     from markit.read.summary import ArchiveInfo
     from markit.read.unpack import Refused, Unpacked
     from markit.read.verify import Report
+    from markit.trust.sign import Signature, SignRefused
     from markit.write.plan import Entry, Exclusion, Plan
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "ArchiveProblem",
     "ConflictError",
     "Created",
+    "Diff",
     "Entry",
     "Exclusion",
     "InputError",
@@ -48,11 +51,15 @@ __all__ = [
     "Problem",
     "Refused",
     "Report",
+    "SignRefused",
+    "Signature",
     "Unpacked",
     "UsageError",
     "__version__",
     "create",
+    "diff",
     "inspect",
+    "sign",
     "unpack",
     "verify",
 ]
@@ -65,6 +72,8 @@ _HOME = {
     "Unpacked": "markit.read.unpack", "Refused": "markit.read.unpack", "Limits": "markit.model.limits",
     "Problem": "markit.model.problems", "Member": "markit.formats.base", "ArchiveProblem": "markit.formats.base",
     "Plan": "markit.write.plan", "Entry": "markit.write.plan", "Exclusion": "markit.write.plan",
+    "sign": "markit.api", "Signature": "markit.trust.sign", "SignRefused": "markit.trust.sign",
+    "diff": "markit.api", "Diff": "markit.read.diff",
 }
 
 

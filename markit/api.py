@@ -19,12 +19,16 @@ from markit.model.limits import Limits
 from markit.version import VERSION
 
 if TYPE_CHECKING:
+    from markit.read.diff import Diff
     from markit.read.summary import ArchiveInfo
     from markit.read.unpack import Unpacked
     from markit.read.verify import Report
-    from markit.write.plan import Plan
+    from markit.trust.oms import Anchor
+    from markit.trust.sign import Signature
+    from markit.write.create import Sources
+    from markit.write.plan import Plan, Request
 
-__all__ = ["Created", "create", "inspect", "unpack", "verify"]
+__all__ = ["Created", "create", "diff", "inspect", "sign", "unpack", "verify"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,10 @@ class Created:
 
 def create(
     *,
-    model_name: str,
+    model_name: str | None = None,
     handler: str,
+    workflow_name: str | None = None,
+    spec_file: str | None = None,
     model_path: str | None = None,
     serialized_file: str | None = None,
     model_file: str | None = None,
@@ -76,7 +82,8 @@ def create(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Created:
-    """Archive a model as ``markit create`` does; *output* ``"-"`` writes to stdout.
+    """Archive a model as ``markit create`` does; *output* ``"-"`` writes to stdout. With *workflow_name* and
+    *spec_file* (not *model_name*): a workflow archive (``NAME.war``), *handler* then its .py file.
 
     *progress*, if given, is called with (bytes read, bytes to read) as the data flows.
     With *dry_run*, nothing is checked on the output side and nothing is written.
@@ -89,17 +96,18 @@ def create(
     if output is not None and export_path is not None:
         raise UsageError("give -o/--output or --export-path, not both")
     fmt = format_for_output(output, archive_format) if output is not None else (archive_format or "default")
-    target = None if output == "-" else (output or os.path.join(export_path or ".", archive_filename(model_name, fmt)))
+    name, kind = _archive_name(model_name, workflow_name, spec_file)
+    target = None if output == "-" else (output or os.path.join(export_path or ".", archive_filename(name, fmt, kind)))
     if target is not None and not dry_run:
         _check_output(target, fmt, export_path, force=force)
     extras = extra_files if extra_files is None or isinstance(extra_files, str) else ",".join(extra_files)
-    sources = Sources(model_path, serialized_file, model_file, handler, extras, requirements_file, config_file)
+    sources = Sources(model_path, serialized_file, model_file, handler, extras, requirements_file, config_file, spec_file)
     request = Request(
-        model_name=model_name, handler=handler, archiver_version=f"markit {VERSION}", now=time.time(),
+        model_name=name, kind=kind, handler=handler, archiver_version=f"markit {VERSION}", now=time.time(),
         runtime=runtime, version=version, archive_format=fmt, compression=compression,
-        excludes=tuple(exclude), epoch=_epoch(), output_path=os.path.realpath(target) if target else None,
+        excludes=tuple(exclude), epoch=_epoch(), output_path=_local_path(target),
     )
-    plan = make_plan(request, gather_inputs(sources))
+    plan = make_plan(request, gather_inputs(sources)) if kind == "model" else _workflow_plan(request, sources)
     if dry_run:
         return Created(plan, target or "-", written=False)
     written = write_plan(plan, target, force=force, progress=counter(progress, plan.total_size))
@@ -107,11 +115,52 @@ def create(
                    time.monotonic() - started)
 
 
+def _archive_name(model_name: str | None, workflow_name: str | None, spec_file: str | None) -> tuple[str, str]:
+    """The archive's name and kind (``model`` or ``workflow``) from the options that name it."""
+    if model_name is not None and workflow_name is not None:
+        raise UsageError("give --model-name (a model archive) or --workflow-name (a workflow archive), not both")
+    if workflow_name is not None:
+        if spec_file is None:
+            raise UsageError("--workflow-name needs --spec-file: the workflow's YAML spec")
+        return workflow_name, "workflow"
+    if spec_file is not None:
+        raise UsageError("--spec-file makes a workflow archive: name it with --workflow-name")
+    if model_name is None:
+        raise UsageError("give --model-name (a model archive) or --workflow-name with --spec-file (a workflow)")
+    return model_name, "model"
+
+
+def _workflow_plan(request: Request, sources: Sources) -> Plan:
+    """The plan of a workflow archive: its inputs scanned, its spec and handler read and checked."""
+    from markit.write.create import gather_inputs, read_workflow_files
+    from markit.write.workflow import make_workflow_plan
+
+    inputs = gather_inputs(sources)
+    spec, handler = read_workflow_files(inputs)
+    return make_workflow_plan(request, inputs, spec, handler)
+
+
+def _local_path(target: str | None) -> str | None:
+    """Where the archive goes, as inputs are named (an input there is left out): a local file's real path, a URL
+    as given; None for stdout."""
+    if not target:
+        return None
+    return target if "://" in target else os.path.realpath(target)
+
+
 def _check_output(target: str, fmt: str, export_path: str | None, *, force: bool) -> None:
     """Refuse an output that cannot be written, before any input is read. A missing ``--export-path`` is
     refused, not created, as torch-model-archiver and MMS model-archiver refuse it."""
+    from markit.storage.remote import is_url
     from markit.storage.sinks import check_destination
 
+    if is_url(target):  # an object store: refused here if it is taken (without -f) or cannot be written
+        from markit.storage.upload import check_remote_destination
+
+        if fmt == "no-archive":
+            raise UsageError(f"{target}: --archive-format no-archive writes a local folder; give a local path")
+        check_remote_destination(target, force=force)
+        return
     check_destination(target, force=force, what="output folder" if fmt == "no-archive" else "archive",
                       shown=None if export_path is None else f"--export-path {export_path}")
 
@@ -125,27 +174,81 @@ def _epoch() -> float | None:
     return float(value)
 
 
-def inspect(path: str) -> ArchiveInfo:
-    """What the archive at *path* (a file, a folder, or ``-`` for stdin) holds, as ``markit inspect`` shows it.
+def inspect(path: str, *, notice: Callable[[str], None] | None = None,
+            progress: Callable[[int, int], None] | None = None) -> ArchiveInfo:
+    """What the archive at *path* (a file, a folder, ``-`` for stdin, or an ``s3://``, ``gs://``, ``http(s)://``
+    URL) holds, as ``markit inspect`` shows it.
 
-    A zip file is listed from its central directory: no entry data is read.
+    A zip file is listed from its central directory: of entry data, only weight files' first bytes are read
+    (a safetensors header, a pickle to its STOP: ``info.weights``); a remote zip by range requests
+    (its ends, central directory and MAR-INF files only). *notice* gets a line to show the user (a remote
+    tar.gz has no index and is read through); *progress* (bytes fetched, 0) for each remote request.
     :class:`~markit.errors.ArchiveError` if it is missing or cannot be read through.
     """
     from markit.read.summary import summarize
 
-    return summarize(path)
+    fetched = 0
+
+    def on_fetch(n: int) -> None:  # not engine.datapass.counter: inspect does not load the data pass
+        nonlocal fetched
+        fetched += n
+        if progress is not None:
+            progress(fetched, 0)
+
+    return summarize(path, notice=notice, on_fetch=on_fetch if progress is not None else None)
 
 
-def verify(path: str, *, limits: Limits | None = None, progress: Callable[[int, int], None] | None = None) -> Report:
+def verify(path: str, *, limits: Limits | None = None, progress: Callable[[int, int], None] | None = None,
+           signature: str | None = None, public_key: str | None = None,
+           certificate_chain: Sequence[str] = ()) -> Report:
     """Every problem of the archive at *path*, as ``markit verify`` reports them; nothing is raised for a
     bad archive (a missing or unreadable path is a problem of its report too).
 
     *progress*, if given, is called with (file bytes checked, bytes the archive's index declares, or 0
-    when it has none: a stream, a tar).
+    when it has none: a stream, a tar). With *signature* (an OMS signature file) and *public_key* or
+    *certificate_chain* (PEM files), the entries are also checked against it in the same pass
+    (``signature-invalid``, ``signature-mismatch``, ``unsigned-entry``, ``missing-signed-entry``); a key
+    or signature file that cannot be read raises :class:`~markit.errors.InputError`.
     """
-    from markit.read.verify import verify_path
+    if signature is None:
+        if public_key is not None or certificate_chain:
+            raise UsageError("--public-key and --certificate-chain check a --signature: give it too")
+        from markit.read.verify import verify_path
 
-    return verify_path(path, limits or Limits(), progress)
+        return verify_path(path, limits or Limits(), progress)
+    from markit.trust.check import verify_signed
+
+    return verify_signed(path, signature=signature, anchor=_anchor(public_key, certificate_chain),
+                         limits=limits, progress=progress)
+
+
+def _anchor(public_key: str | None, certificate_chain: Sequence[str]) -> Anchor:
+    from markit.trust.oms import Anchor
+
+    if (public_key is None) == (not certificate_chain):
+        raise UsageError("--signature needs --public-key (the key method) or --certificate-chain (the certificate"
+                         " method), one of them")
+    return Anchor(public_key=public_key, certificate_chain=tuple(certificate_chain))
+
+
+def sign(path: str, *, private_key: str, signature: str | None = None, signing_certificate: str | None = None,
+         certificate_chain: Sequence[str] = (), force: bool = False, limits: Limits | None = None,
+         progress: Callable[[int, int], None] | None = None) -> Signature:
+    """Sign every file of the archive at *path* in the OpenSSF Model Signing format, as ``markit sign`` does.
+
+    The archive is read once and checked as :func:`verify` checks it; with an error,
+    :class:`~markit.trust.sign.SignRefused` (its ``problems`` list them all) and nothing is written. The
+    signature goes to *signature* (default ``ARCHIVE.sig``; an existing one only with *force*). With
+    *signing_certificate* (and *certificate_chain*) it is the ``certificate`` method, else ``key``.
+    Needs the ``markit[sign]`` extra (the ``model-signing`` package).
+    """
+    from markit.trust.oms import KeyMaterial
+    from markit.trust.sign import sign_archive
+
+    if certificate_chain and signing_certificate is None:
+        raise UsageError("--certificate-chain goes with --signing-certificate (the certificate method)")
+    key = KeyMaterial(private_key, signing_certificate, tuple(certificate_chain))
+    return sign_archive(path, key, signature=signature, force=force, limits=limits, progress=progress)
 
 
 def unpack(path: str, dest: str | None = None, *, force: bool = False, limits: Limits | None = None,
@@ -160,3 +263,20 @@ def unpack(path: str, dest: str | None = None, *, force: bool = False, limits: L
     if dest == "":
         raise UsageError("-d/--dest is empty: name the folder to create, or leave -d out for the default")
     return unpack_archive(path, dest, force=force, limits=limits or Limits(), progress=progress)
+
+
+def diff(old: str, new: str, *, limits: Limits | None = None,
+         progress: Callable[[int, int], None] | None = None) -> Diff:
+    """What differs between the archives at *old* and *new* (each a file, a folder, or ``-`` for stdin, once),
+    as ``markit diff`` shows it: entries added, removed and changed (by size and SHA-256), manifest fields.
+
+    Each archive is read once, every file hashed. :class:`~markit.errors.ArchiveError` if one cannot be
+    read, or if ``verify`` would find it corrupt (:class:`~markit.read.diff.Uncomparable`, with the problems).
+    *progress* is called with (file bytes checked of both, bytes their indexes declare so far; 0 while one
+    without an index, a stream or a tar, is read).
+    """
+    from markit.read.diff import diff_paths
+
+    if old == "-" and new == "-":
+        raise UsageError("- (stdin) can be given once")
+    return diff_paths(old, new, limits or Limits(), progress)

@@ -44,8 +44,12 @@ def test_the_issue_codes_are_all_there_with_their_severity() -> None:
     assert {c for c, s in CODES.items() if s == "error"} == {
         "not-an-archive", "corrupt", "crc-mismatch", "digest-mismatch", "record-mismatch", "unsafe-path", "link-entry",
         "special-entry", "duplicate-entry", "bomb", "missing-manifest", "invalid-manifest", "invalid-model-name",
-        "missing-file"}
-    assert {c for c, s in CODES.items() if s == "warning"} == {"excluded-file", "no-record", "torchserve-incompatible"}
+        "missing-file",
+        "invalid-workflow",  # issue 12
+        "signature-invalid", "signature-mismatch", "unsigned-entry", "missing-signed-entry",  # issue 11: signatures
+        "unsafe-pickle", "invalid-weights"}  # issue 11: weight files
+    assert {c for c, s in CODES.items() if s == "warning"} == {"excluded-file", "no-record", "torchserve-incompatible",
+                                                                 "model-url", "workflow-unchecked"}
 
 
 @pytest.mark.parametrize(

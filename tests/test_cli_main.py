@@ -9,7 +9,7 @@ import pytest
 from markit import cli
 from tests.conftest import run_markit
 
-COMMANDS = ["create", "inspect", "verify", "unpack"]
+COMMANDS = ["create", "inspect", "verify", "unpack", "sign", "diff"]
 
 
 def test_a_named_command_is_built_alone_and_the_app_is_left_whole(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,9 @@ import typer
 from markit import __version__
 from markit.cli.common import reporting
 from markit.cli.create import create
+from markit.cli.diff import diff_cmd
 from markit.cli.read import inspect_cmd, unpack_cmd, verify_cmd
+from markit.cli.sign import sign_cmd
 
 __all__ = ["app", "main"]
 
@@ -48,6 +50,8 @@ app.command("create", no_args_is_help=True)(reporting(create))
 app.command("inspect")(reporting(inspect_cmd))
 app.command("verify")(reporting(verify_cmd))
 app.command("unpack")(reporting(unpack_cmd))
+app.command("sign", no_args_is_help=True)(reporting(sign_cmd))
+app.command("diff")(reporting(diff_cmd))
 
 
 def main() -> None:

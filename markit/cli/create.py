@@ -39,12 +39,14 @@ class Runtime(str, Enum):
     LSP = "LSP"
 
 
-ModelNameOpt = Annotated[str, typer.Option("--model-name", help="Model name: the archive is MODEL_NAME.mar. Letters, digits, '_', '-', '.'; starts with a letter or digit.")]
-HandlerOpt = Annotated[str, typer.Option("--handler", help="Handler: module[:function] (MMS style, e.g. handler:handle), a .py file (copied to the archive root), or a TorchServe built-in (image_classifier, ...).")]
-ModelPathOpt = Annotated[str | None, typer.Option("--model-path", help="Folder whose files (minus excluded ones) go to the archive root, subfolders kept.")]
-SerializedFileOpt = Annotated[str | None, typer.Option("--serialized-file", help="Weights file (.pt, .pth, .bin, ...): archive root, base name; recorded as model.serializedFile.")]
+ModelNameOptional = Annotated[str | None, typer.Option("--model-name", help="Model name: the archive is MODEL_NAME.mar. Letters, digits, '_', '-', '.'; starts with a letter or digit. (Or --workflow-name for a workflow.)", show_default=False)]
+WorkflowNameOpt = Annotated[str | None, typer.Option("--workflow-name", help="Make a workflow archive (torch-workflow-archiver): WORKFLOW_NAME.war holding --spec-file, --handler (a .py file) and --extra-files. Same name rule as --model-name.", show_default=False)]
+SpecFileOpt = Annotated[str | None, typer.Option("--spec-file", help="With --workflow-name: the workflow's YAML spec (models: with a url each, dag: of models and handler functions), checked before anything is written; archive root, workflow.specFile.", show_default=False)]
+HandlerOpt = Annotated[str, typer.Option("--handler", help="Handler: module[:function] (MMS style, e.g. handler:handle), a .py file (copied to the archive root), or a TorchServe built-in (image_classifier, ...). For a workflow: the .py file whose top-level functions are the DAG's function nodes.")]
+ModelPathOpt = Annotated[str | None, typer.Option("--model-path", help="Folder whose files (minus excluded ones) go to the archive root, subfolders kept. May be an s3:// or gs:// folder (listed once, each object read once; needs markit[s3] / markit[gcs]).")]
+SerializedFileOpt = Annotated[str | None, typer.Option("--serialized-file", help="Weights file (.pt, .pth, .bin, ...): archive root, base name; recorded as model.serializedFile. May be an s3://, gs:// or http(s):// URL.")]
 ModelFileOpt = Annotated[str | None, typer.Option("--model-file", help="Model definition .py: archive root; recorded as model.modelFile.")]
-ExtraFilesOpt = Annotated[str | None, typer.Option("--extra-files", help="Comma list of files, folders or globs: a file goes to the root by base name, a folder's contents to the root with subfolders kept.")]
+ExtraFilesOpt = Annotated[str | None, typer.Option("--extra-files", help="Comma list of files, folders or globs: a file goes to the root by base name, a folder's contents to the root with subfolders kept. Items may be s3:// or gs:// URLs (globs too) or http(s):// files.")]
 RequirementsFileOpt = Annotated[str | None, typer.Option("--requirements-file", "-r", help="requirements.txt for the model: archive root; model.requirementsFile.")]
 ConfigFileOpt = Annotated[str | None, typer.Option("--config-file", "-c", help="Model config YAML: archive root; model.configFile.")]
 VersionOpt = Annotated[str | None, typer.Option("--version", "-v", help="Model version, written as model.modelVersion (left out if not given).")]
@@ -52,17 +54,19 @@ RuntimeOpt = Annotated[Runtime, typer.Option("--runtime", help="Runtime written 
 ExportPathOpt = Annotated[str | None, typer.Option("--export-path", help="Folder the archive is written to, which must exist, as for torch-model-archiver (default: the current folder).")]
 ArchiveFormatOpt = Annotated[ArchiveFormat | None, typer.Option("--archive-format", help="default: .mar zip, compressed as --compression says; zip-store: .mar, nothing compressed; tgz: .tar.gz under a MODEL_NAME/ top folder; no-archive: a folder. (default: from -o's name, else default)", show_default=False)]
 CompressionOpt = Annotated[Compression, typer.Option("--compression", help="For the default format. auto: deflate code/text suffixes (.py .json .txt .yaml ...) and other files up to 1 MiB; store weights and compressed suffixes (.bin .pt .safetensors .onnx ...) and other files over 1 MiB; any file deflate does not shrink is stored (in a file; -o - deflates every entry). store / deflate: every file.")]
-OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Archive path; '-' writes the archive to stdout (zip unless --archive-format tgz).")]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Archive path; '-' writes the archive to stdout (zip unless --archive-format tgz); s3://bucket/key or gs://bucket/key uploads it as it is written (a multipart upload, completed only when the archive is whole).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out files matching this glob (archive name, or any path component if the glob has no '/'). Repeatable.")]
-ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing archive.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing archive (or object, for an s3:// or gs:// output).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan (every file, included or excluded and why, and the manifest); write nothing.")]
 AsJsonOpt = Annotated[bool, typer.Option("--json", help="Print the plan (with --dry-run) or the result as one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary line.")]
 
 
 def create(
-    model_name: ModelNameOpt,
     handler: HandlerOpt,
+    model_name: ModelNameOptional = None,
+    workflow_name: WorkflowNameOpt = None,
+    spec_file: SpecFileOpt = None,
     model_path: ModelPathOpt = None,
     serialized_file: SerializedFileOpt = None,
     model_file: ModelFileOpt = None,
@@ -81,7 +85,8 @@ def create(
     as_json: AsJsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Pack a model into an archive TorchServe and MMS load (torch-model-archiver / model-archiver flags).
+    """Pack a model into an archive TorchServe and MMS load (torch-model-archiver / model-archiver flags),
+    or a workflow into a .war (torch-workflow-archiver flags: --workflow-name, --spec-file, --handler).
 
     Excluded from folders: hidden files and folders, __MACOSX, .DS_Store, MANIFEST.json,
     *.pyc, __pycache__, a MAR-INF/ folder, the output itself, and --exclude globs.
@@ -90,10 +95,11 @@ def create(
     """
     if output == "-" and not dry_run and sys.stdout.isatty():
         raise markit.UsageError("-o -: stdout is a terminal; redirect it to a file or a pipe, or give -o FILE")
-    bar = Progress.for_terminal(0, model_name, quiet=quiet or as_json)
+    bar = Progress.for_terminal(0, model_name or workflow_name or "", quiet=quiet or as_json)
     try:
         made = markit.create(
-            model_name=model_name, handler=handler, model_path=model_path, serialized_file=serialized_file,
+            model_name=model_name, handler=handler, workflow_name=workflow_name, spec_file=spec_file,
+            model_path=model_path, serialized_file=serialized_file,
             model_file=model_file, extra_files=extra_files, requirements_file=requirements_file,
             config_file=config_file, version=version, runtime=runtime.value, export_path=export_path,
             archive_format=archive_format.value if archive_format else None, compression=compression.value,
@@ -123,7 +129,7 @@ def _print_plan(made: markit.Created, as_json: bool) -> None:
         print(_escaped(f"  include  {e.name}  {human_bytes(e.size)}  {e.method} ({e.why})  from {e.origin}"))
     for x in plan.exclusions:
         print(_escaped(f"  exclude  {x.name}  ({x.reason})  from {x.origin}"))
-    print("  generate MAR-INF/MANIFEST.json, MAR-INF/RECORD")
+    print(f"  generate {plan.manifest_name}, {plan.record_name}")
     print("manifest:")
     print(plan.manifest_data.decode())
 

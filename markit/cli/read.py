@@ -14,7 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from typing import Annotated, ParamSpec
+from typing import Annotated, Any, ParamSpec
 
 import typer
 
@@ -29,7 +29,8 @@ P = ParamSpec("P")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
-ArchiveArg = Annotated[str, typer.Argument(help="A .mar/zip, .tar, .tar.gz, a no-archive folder, or - for stdin."
+ArchiveArg = Annotated[str, typer.Argument(help="A .mar/zip, .tar, .tar.gz, a no-archive folder, - for stdin, or"
+                                           " an s3://, gs://, http(s):// URL (needs markit[s3], [gcs], [http])."
                                            " The format is found from the bytes, not the name.", show_default=False)]
 MaxSize = Annotated[str, typer.Option("--max-size", help="Refuse (bomb) archives whose entries declare more bytes"
                                       " than this in all: a number with an optional K/M/G/T suffix (powers of 1024).")]
@@ -37,6 +38,15 @@ MaxRatio = Annotated[float, typer.Option("--max-ratio", help="Refuse (bomb) an e
                                          " that expands more than this many times. Weights expand ~1.1 times, zeros"
                                          " up to 1032: raise it for highly compressible files.")]
 MaxEntries = Annotated[int, typer.Option("--max-entries", help="Refuse (bomb) archives with more entries than this.")]
+SignatureOpt = Annotated[str | None, typer.Option("--signature", help="An OMS signature (markit sign, model_signing"
+                                                  " sign) to check the archive's files against, in the same pass:"
+                                                  " every file signed, none changed, none missing. One archive.",
+                                                  show_default=False)]
+PublicKeyOpt = Annotated[str | None, typer.Option("--public-key", help="PEM public key the --signature must be made"
+                                                  " with (the key method).", show_default=False)]
+ChainOpt = Annotated[list[str] | None, typer.Option("--certificate-chain", help="PEM certificates the --signature's"
+                                                    " signing certificate must chain to (the certificate method;"
+                                                    " repeatable).", show_default=False)]
 
 
 def parse_size(text: str) -> int:
@@ -68,7 +78,7 @@ def _contained(command: Callable[P, None]) -> Callable[P, None]:
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             raise ArchiveError(f"{where}{error.strerror or error}") from None
-        except (typer.Exit, ArchiveError, UsageError, KeyboardInterrupt):
+        except (typer.Exit, ArchiveError, UsageError, markit.MarkitError, KeyboardInterrupt):
             raise
         except Exception as error:  # noqa: BLE001 - the contract is one line, never a traceback
             raise ArchiveError(f"internal error, please report it: {type(error).__name__}: {error}") from None
@@ -83,10 +93,15 @@ def inspect_cmd(
     = False,
 ) -> None:
     """Show what an archive holds: model, version, handler, runtime, format, and every entry with its size,
-    method and recorded digest. A zip file is listed from its central directory: no entry data is read."""
+    method and recorded digest; each weight file's format and pickle imports, a safetensors file's tensors.
+    A zip file is listed from its central directory: of entry data, only weight files' first bytes are read."""
     from markit.cli.show import write_json, write_table
 
-    info = markit.inspect(archive)
+    bar = Progress.for_terminal(0, f"inspect {archive}", quiet=as_json or "://" not in archive)  # remote only
+    try:
+        info = markit.inspect(archive, notice=say, progress=bar.update)
+    finally:
+        bar.close()
     if as_json:
         write_json(info, sys.stdout)
         return
@@ -95,20 +110,29 @@ def inspect_cmd(
 
 @_contained
 def verify_cmd(
-    archives: Annotated[list[str], typer.Argument(help="Archives to check (- for stdin).", show_default=False)],
+    archives: Annotated[list[str], typer.Argument(help="Archives to check (- for stdin; URLs as for inspect, each"
+                                                  " read once, in one pass).", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per archive (a list for several).")]
     = False,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
     max_size: MaxSize = "1T",
     max_ratio: MaxRatio = 100.0,
     max_entries: MaxEntries = 100_000,
+    signature: SignatureOpt = None,
+    public_key: PublicKeyOpt = None,
+    certificate_chain: ChainOpt = None,
 ) -> None:
     """Check archives and report every problem in one run: structure, CRC-32, recorded SHA-256, unsafe names,
-    links, duplicates, bombs, the manifest and the files it names. Exit 1 if any archive is not ok."""
+    links, duplicates, bombs, the manifest and the files it names, what weight files' pickles import,
+    safetensors headers; with --signature, its OMS signature too.
+    Exit 1 if any archive is not ok."""
     limits = _limits(max_size, max_ratio, max_entries)
     if archives.count("-") > 1:
         raise UsageError("- (stdin) can be given once")
-    reports = [_verify_one(path, limits, quiet=as_json) for path in archives]
+    if signature is not None and len(archives) > 1:
+        raise UsageError("--signature checks one archive: name one")
+    signed = {"signature": signature, "public_key": public_key, "certificate_chain": certificate_chain or ()}
+    reports = [_verify_one(path, limits, quiet=as_json, signed=signed) for path in archives]
     for report in reports:
         for line in report.lines():
             say(line)
@@ -124,10 +148,10 @@ def verify_cmd(
         raise typer.Exit(1)
 
 
-def _verify_one(path: str, limits: markit.Limits, *, quiet: bool) -> markit.Report:
+def _verify_one(path: str, limits: markit.Limits, *, quiet: bool, signed: dict[str, Any]) -> markit.Report:
     bar = Progress.for_terminal(0, f"verify {path}", quiet=quiet)
     try:
-        return markit.verify(path, limits=limits, progress=bar.update)
+        return markit.verify(path, limits=limits, progress=bar.update, **signed)
     finally:
         bar.close()
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from markit import ArchiveInfo
 
-__all__ = ["render", "shown", "write_json", "write_table"]
+__all__ = ["render", "shown", "weight_lines", "write_json", "write_table"]
 
 
 def shown(name: str) -> str:
@@ -43,8 +43,11 @@ def _head(info: ArchiveInfo) -> list[str]:
     if info.manifest_state != "ok":
         lines.append(f"manifest  {info.manifest_state}")
     top = info.manifest or {}
-    for label, value in (("model", model.get("modelName")), ("version", model.get("modelVersion")),
-                         ("handler", model.get("handler")), ("runtime", top.get("runtime")),
+    flow = top.get("workflow")  # a .war's manifest
+    flow = flow if isinstance(flow, dict) else {}
+    for label, value in (("model", model.get("modelName")), ("workflow", flow.get("workflowName")),
+                         ("spec", flow.get("specFile")), ("version", model.get("modelVersion")),
+                         ("handler", model.get("handler") or flow.get("handler")), ("runtime", top.get("runtime")),
                          ("weights", model.get("serializedFile")), ("created", top.get("createdOn")),
                          ("archiver", top.get("archiverVersion"))):
         if value is not None:
@@ -103,6 +106,31 @@ def render(info: ArchiveInfo) -> Iterator[str]:
             name += f" [{m.kind}]" + (f" -> {shown(m.detail)}" if m.kind in ("symlink", "hardlink") else "")
         yield (f"{size}  {packed}  {methods[m.method]}  {no_crc if m.crc is None else f'{m.crc:08x}'.ljust(w[3])}"
                f"  {modes[m.mode]}  {sha[:12].ljust(w[5]) if sha else no_sha}  {name}")
+    yield from weight_lines(info)
+
+
+def weight_lines(info: ArchiveInfo) -> Iterator[str]:
+    """The weight files: each one's format and what its pickles import, or its safetensors header."""
+    if not info.weights:
+        return
+    yield ""
+    yield "weights"
+    for name, facts in info.weights.items():
+        yield f"  {shown(name)}  {facts.format}"
+        header = facts.safetensors
+        if header is not None:
+            dtypes = ", ".join(f"{dtype} x{count:,}" for dtype, count in header.dtypes.items())
+            yield f"    {len(header.tensors):,} tensors, {header.parameters:,} parameters ({dtypes or 'none'})"
+            if header.metadata:
+                yield f"    metadata {shown(json.dumps(header.metadata, ensure_ascii=False))}"
+        if facts.imports:
+            yield f"    imports {shown(', '.join(facts.imports))}"
+        elif facts.format in ("pickle", "torch-zip", "torchscript"):
+            yield "    imports nothing"
+        if facts.refused:
+            yield f"    refused by torch.load(weights_only=True): {shown(', '.join(facts.refused))}"
+        if facts.note:
+            yield f"    {facts.note}"
 
 
 def write_table(info: ArchiveInfo, out: TextIO) -> None:

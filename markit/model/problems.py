@@ -37,6 +37,20 @@ CODES: Mapping[str, str] = {
     "excluded-file": WARNING,
     "no-record": WARNING,
     "torchserve-incompatible": WARNING,
+    # workflow archives (.war): a spec TorchServe would refuse; a model url it may not find; a spec or
+    # handler not read (kept files are capped), so not checked
+    "invalid-workflow": ERROR,
+    "model-url": WARNING,
+    "workflow-unchecked": WARNING,
+    # ``verify --signature`` (markit.trust): the OMS signature itself, then each entry against it
+    "signature-invalid": ERROR,
+    "signature-mismatch": ERROR,
+    "unsigned-entry": ERROR,
+    "missing-signed-entry": ERROR,
+    # weight files (markit.weights): a pickle that imports what torch.load(weights_only=True) refuses, or
+    # that markit could not scan to its end; a safetensors header that lies about its data
+    "unsafe-pickle": ERROR,
+    "invalid-weights": ERROR,
 }
 
 

@@ -35,42 +35,43 @@ class RecordRow:
     """The file's size in bytes."""
 
 
-def format_record(rows: Iterable[RecordRow]) -> bytes:
-    """The record's bytes: a row per file, then ``MAR-INF/RECORD,,``."""
+def format_record(rows: Iterable[RecordRow], record_name: str = RECORD_NAME) -> bytes:
+    """The record's bytes: a row per file, then ``MAR-INF/RECORD,,`` (*record_name*: ``WAR-INF/RECORD`` in a .war)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for row in rows:
         writer.writerow([row.name, f"sha256={row.sha256}", row.size])
-    writer.writerow([RECORD_NAME, "", ""])
+    writer.writerow([record_name, "", ""])
     return out.getvalue().encode("utf-8")
 
 
-def parse_record(data: bytes) -> list[RecordRow]:
-    """The rows of a record, without the record's own row; :class:`ArchiveError` if malformed."""
+def parse_record(data: bytes, record_name: str = RECORD_NAME) -> list[RecordRow]:
+    """The rows of a record (*record_name*, ``WAR-INF/RECORD`` in a .war), without its own row;
+    :class:`ArchiveError` if malformed."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ArchiveError(f"{RECORD_NAME}: not UTF-8 ({error.reason})") from None
+        raise ArchiveError(f"{record_name}: not UTF-8 ({error.reason})") from None
     try:
-        return _rows(text)
+        return _rows(text, record_name)
     except csv.Error as error:  # a NUL byte, a field over csv's size limit
-        raise ArchiveError(f"{RECORD_NAME}: not CSV ({error})") from None
+        raise ArchiveError(f"{record_name}: not CSV ({error})") from None
 
 
-def _rows(text: str) -> list[RecordRow]:
+def _rows(text: str, record_name: str = RECORD_NAME) -> list[RecordRow]:
     rows: list[RecordRow] = []
     for line, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not fields:
             continue
         if len(fields) != 3:
-            raise ArchiveError(f"{RECORD_NAME}: line {line} has {len(fields)} fields, expected 3")
+            raise ArchiveError(f"{record_name}: line {line} has {len(fields)} fields, expected 3")
         name, digest, size = fields
-        if name == RECORD_NAME and not digest and not size:
+        if name == record_name and not digest and not size:
             continue
         algorithm, _, value = digest.partition("=")
         sha256, number = parse_hex_digest(value), parse_decimal(size)
         if algorithm != "sha256" or sha256 is None or number is None:
-            raise ArchiveError(f"{RECORD_NAME}: line {line} is {quote(digest)}, {quote(size)}; expected"
+            raise ArchiveError(f"{record_name}: line {line} is {quote(digest)}, {quote(size)}; expected"
                                " 'sha256=' and 64 lower-case hex digits, then a size in ASCII digits")
         rows.append(RecordRow(name, sha256, number))
     return rows

@@ -1,7 +1,8 @@
 """Every check over an archive's facts, run together: :func:`check_archive` returns all the problems at once.
 
 The checks themselves are in :mod:`markit.read.entries` (names, kinds, duplicates,
-sizes) and :mod:`markit.read.contents` (manifest, record, TorchServe's needs).
+sizes), :mod:`markit.read.contents` (manifest, record, TorchServe's needs) and
+:mod:`markit.read.workflow` (a workflow archive's manifest and spec).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 from markit.model.limits import Limits
 from markit.model.problems import Problem
 from markit.model.record import RecordRow
-from markit.read.contents import check_manifest, check_record, check_torchserve, record_rows
+from markit.read.contents import check_manifest, check_record, check_torchserve, record_name_of, record_rows
 from markit.read.entries import EntryFindings, check_entries, check_limits
 from markit.read.facts import ArchiveFacts, MemberFacts
+from markit.read.workflow import check_workflow, check_workflow_torchserve
 
 __all__ = ["Before", "check_archive", "check_before"]
 
@@ -36,7 +38,7 @@ class Before:
 
 def check_before(facts: ArchiveFacts) -> Before:
     """The part of the checks that depends on the members and the record's bytes only."""
-    rows = record_rows(facts.record) if facts.record is not None and facts.complete else None
+    rows = record_rows(facts.record, record_name_of(facts)) if facts.record is not None and facts.complete else None
     return Before(facts.members, check_entries(facts.members), facts.record, rows)
 
 
@@ -56,9 +58,12 @@ def check_archive(facts: ArchiveFacts, limits: Limits, before: Before | None = N
     found += entries.excluded
     if not facts.complete:
         return None, found
-    manifest, manifest_problems = check_manifest(facts.manifest, (m.name for m in members if m.kind == "file"))
+    if facts.kind == "workflow":
+        manifest, manifest_problems = check_workflow(facts)
+    else:
+        manifest, manifest_problems = check_manifest(facts.manifest, (m.name for m in members if m.kind == "file"))
     found += manifest_problems
     rows = before.rows if before is not None and facts.record is not None and before.record == facts.record else None
     found += check_record(facts, rows)
-    found += check_torchserve(facts, manifest)
+    found += check_workflow_torchserve(facts) if facts.kind == "workflow" else check_torchserve(facts, manifest)
     return manifest, found

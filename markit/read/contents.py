@@ -17,12 +17,13 @@ from markit.model.manifest import BUILTIN_HANDLERS, MANIFEST_NAME, MODEL_NAME_RE
 from markit.model.names import normalize
 from markit.model.problems import Problem, problem, quote
 from markit.model.record import RECORD_NAME, RecordRow, parse_record
+from markit.model.workflow import WAR_RECORD_NAME
 from markit.read.facts import ArchiveFacts
 
-__all__ = ["check_manifest", "check_record", "check_torchserve", "record_rows"]
+__all__ = ["check_manifest", "check_record", "check_torchserve", "parse_manifest", "record_name_of", "record_rows"]
 
 
-def _parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+def parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The manifest as a dict, or None and why it is not one."""
     try:
         parsed = json.loads(data.decode("utf-8"))
@@ -62,7 +63,7 @@ def check_manifest(manifest: bytes | None, names: Iterable[str]) -> tuple[dict[s
         return None, [problem("missing-manifest", None, f"no {MANIFEST_NAME}: TorchServe cannot load the archive")]
     if len(manifest) > MANIFEST_MAX:
         return None, [problem("invalid-manifest", MANIFEST_NAME, f"{MANIFEST_NAME}: over {MANIFEST_MAX:,} bytes")]
-    parsed, why = _parse_manifest(manifest)
+    parsed, why = parse_manifest(manifest)
     if parsed is None or (why := _manifest_fields(parsed)) is not None:
         return parsed, [problem("invalid-manifest", MANIFEST_NAME, f"{MANIFEST_NAME}: {why}")]
     model = parsed["model"]
@@ -102,15 +103,20 @@ def _missing_files(manifest: dict[str, Any], names: set[str]) -> list[Problem]:
     return found
 
 
-def record_rows(data: bytes) -> list[RecordRow] | Problem:
-    """The rows of a ``MAR-INF/RECORD``, or the problem that stops them being read."""
+def record_rows(data: bytes, record_name: str = RECORD_NAME) -> list[RecordRow] | Problem:
+    """The rows of a ``MAR-INF/RECORD`` (or *record_name*), or the problem that stops them being read."""
     if len(data) > RECORD_MAX:
-        return problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: over {RECORD_MAX:,} bytes")
+        return problem("corrupt", record_name, f"{record_name}: over {RECORD_MAX:,} bytes")
     try:
-        return parse_record(data)
+        return parse_record(data, record_name)
     except (ArchiveError, csv.Error) as error:
-        return problem("corrupt", RECORD_NAME, f"{RECORD_NAME}: unreadable ({error})" if isinstance(error, csv.Error)
+        return problem("corrupt", record_name, f"{record_name}: unreadable ({error})" if isinstance(error, csv.Error)
                        else str(error))
+
+
+def record_name_of(facts: ArchiveFacts) -> str:
+    """The record's name in *facts*' kind of archive: ``MAR-INF/RECORD``, or ``WAR-INF/RECORD`` in a workflow."""
+    return WAR_RECORD_NAME if facts.kind == "workflow" else RECORD_NAME
 
 
 def check_record(facts: ArchiveFacts, rows: list[RecordRow] | Problem | None = None) -> list[Problem]:
@@ -118,14 +124,15 @@ def check_record(facts: ArchiveFacts, rows: list[RecordRow] | Problem | None = N
 
     *rows* are :func:`record_rows` of ``facts.record`` when already parsed.
     """
+    record_name = record_name_of(facts)
     if facts.record is None:
-        return [problem("no-record", None, f"no {RECORD_NAME}: the files' contents cannot be checked against"
+        return [problem("no-record", None, f"no {record_name}: the files' contents cannot be checked against"
                         " digests (the real archivers never write one; markit create does)")]
-    record = record_rows(facts.record) if rows is None else rows
+    record = record_rows(facts.record, record_name) if rows is None else rows
     if isinstance(record, Problem):
         return [record]
     files = {normalize(m.name): m.name for m in facts.members if m.kind == "file"}
-    files.pop(RECORD_NAME, None)
+    files.pop(record_name, None)
     found = []
     listed: set[str] = set()
     digests, sizes = facts.digests or {}, facts.sizes or {}
@@ -133,29 +140,29 @@ def check_record(facts: ArchiveFacts, rows: list[RecordRow] | Problem | None = N
         key = normalize(row.name)
         name = files.get(key)
         if key in listed:
-            found.append(problem("record-mismatch", row.name, f"{RECORD_NAME}: lists {quote(row.name)} twice"))
+            found.append(problem("record-mismatch", row.name, f"{record_name}: lists {quote(row.name)} twice"))
         elif name is None:
-            found.append(problem("record-mismatch", row.name, f"{RECORD_NAME}: lists {quote(row.name)},"
+            found.append(problem("record-mismatch", row.name, f"{record_name}: lists {quote(row.name)},"
                                  " which the archive does not hold"))
         elif digests.get(name) != row.sha256 or sizes.get(name, row.size) != row.size:  # else nothing to say
-            found += _digest_problems(row, name, facts)
+            found += _digest_problems(row, name, facts, record_name)
         listed.add(key)
     for key, name in files.items():
         if key not in listed:
-            found.append(problem("record-mismatch", name, f"entry {quote(name)}: not listed in {RECORD_NAME}"))
+            found.append(problem("record-mismatch", name, f"entry {quote(name)}: not listed in {record_name}"))
     return found
 
 
-def _digest_problems(row: RecordRow, name: str, facts: ArchiveFacts) -> list[Problem]:
+def _digest_problems(row: RecordRow, name: str, facts: ArchiveFacts, record_name: str) -> list[Problem]:
     if facts.digests is None or name not in facts.digests:
         return []
     size = facts.sizes.get(name) if facts.sizes is not None else None
     if size is not None and size != row.size:
-        return [problem("digest-mismatch", name, f"entry {quote(name)}: {size:,} bytes, {RECORD_NAME} says"
+        return [problem("digest-mismatch", name, f"entry {quote(name)}: {size:,} bytes, {record_name} says"
                         f" {row.size:,}")]
     if facts.digests[name] != row.sha256:
         return [problem("digest-mismatch", name, f"entry {quote(name)}: SHA-256 is {facts.digests[name]},"
-                        f" {RECORD_NAME} says {row.sha256}")]
+                        f" {record_name} says {row.sha256}")]
     return []
 
 

@@ -2,7 +2,9 @@
 
 For every file member a :class:`MemberCheck` runs a :class:`~markit.engine.datapass.DataStream`
 (CRC-32, checked against the zip header, and, when a digest record may exist, SHA-256),
-keeps the bytes of ``MAR-INF/MANIFEST.json`` and ``MAR-INF/RECORD`` (up to a cap), and
+keeps the bytes of ``MAR-INF/MANIFEST.json`` and ``MAR-INF/RECORD`` (up to a cap; what is kept is
+:func:`markit.read.facts.kept_cap`'s call, a workflow's spec and handler too), and
+scans weight files (:mod:`markit.read.weightscan`: a pickle's imports, a safetensors header), and
 hands each chunk to an optional :class:`Writer`'s file (``unpack``): on the stream's
 workers for large members, while this thread reads and inflates the next chunk.
 """
@@ -14,10 +16,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from markit.engine.datapass import DataStream, Digest
 from markit.formats.base import Member, MemberSink
-from markit.model.limits import MANIFEST_MAX, RECORD_MAX
-from markit.model.manifest import MANIFEST_NAME
 from markit.model.problems import Problem, problem, quote
-from markit.read.facts import kept_name
+from markit.read.facts import WORKFLOW_KEEP_BUDGET, kept_cap, workflow_candidate
+from markit.read.weightscan import WeightFacts, WeightScan, scan_for
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -47,15 +48,19 @@ class Writer(Protocol):
 class MemberCheck:
     """The sink for one file member: its data stream (CRC-32, SHA-256, the writer's file) and captured bytes."""
 
-    __slots__ = ("cap", "kept", "out", "owner", "stream")
+    __slots__ = ("cap", "kept", "member", "out", "owner", "sniffed", "stream", "weights")
 
     def __init__(self, owner: DataCheck, member: Member, out: FileOut | None) -> None:
         self.owner = owner
         self.out = out
         self.stream = DataStream(size=member.size, consume=out.write if out is not None else None, sha=owner.sha)
-        kept = kept_name(member.name)
-        self.cap = 0 if kept is None else (MANIFEST_MAX if kept == MANIFEST_NAME else RECORD_MAX) + 1
+        self.cap = owner.keep_cap(member.name)
         self.kept = bytearray()
+        self.member = member
+        self.weights: WeightScan | None = None
+        """What a weight file would import or declare, scanned as its bytes pass."""
+        self.sniffed = False
+        """Whether the first chunk has said if it may be a weight file."""
 
     def write(self, chunk: bytes | memoryview) -> None:
         self.stream.write(chunk)
@@ -65,6 +70,13 @@ class MemberCheck:
             owner.report_progress()
         if len(self.kept) < self.cap:
             self.kept += chunk[: self.cap - len(self.kept)]
+        if self.weights is not None:
+            self.weights.write(chunk)
+        elif not self.sniffed:  # the first chunk: may it be a weight file?
+            self.sniffed = True
+            self.weights = scan_for(self.member.name, self.member.size, chunk)
+            if self.weights is not None:
+                self.weights.write(chunk)
 
     def done(self, member: Member, complete: bool) -> None:
         self.owner.current = None
@@ -98,6 +110,16 @@ class DataCheck:
         """The bytes of MANIFEST.json and RECORD members (capped), by name in the archive."""
         self.current: MemberCheck | None = None
         """The member whose data is flowing, from its sink's opening until its :meth:`MemberCheck.done`."""
+        self.keep_left = WORKFLOW_KEEP_BUDGET
+        self.weights: dict[str, WeightFacts] = {}
+        """What each complete weight file says (format, imports, safetensors header), by name in the archive."""
+        """Bytes of workflow candidates (:func:`~markit.read.facts.kept_cap`) that may still be kept."""
+
+    def keep_cap(self, name: str) -> int:
+        """How much of member *name* to keep: :func:`~markit.read.facts.kept_cap`; nothing of a workflow
+        candidate once it could overrun :data:`~markit.read.facts.WORKFLOW_KEEP_BUDGET`."""
+        cap = kept_cap(name)
+        return 0 if cap > self.keep_left and workflow_candidate(name) else cap
 
     def open(self, member: Member) -> MemberSink | None:
         """The sink for *member*'s data (files only; a folder is made at once when writing)."""
@@ -128,6 +150,10 @@ class DataCheck:
                 self.sizes[member.name] = digest.size
             if check.cap:
                 self.captured[member.name] = bytes(check.kept)
+                if workflow_candidate(member.name):
+                    self.keep_left -= len(check.kept)
+            if check.weights is not None and (weights := check.weights.finish(digest.size)) is not None:
+                self.weights[member.name] = weights  # its problems: weight_problems, named relative to the root
         if check.out is not None:
             check.out.close(good)
 

@@ -59,6 +59,8 @@ def default_dest(path: str) -> str | None:
     """
     if path == "-":
         return None
+    if "://" in path:  # a URL: its last path segment, without a query (a presigned URL's signature) or fragment
+        path = path.split("?", 1)[0].split("#", 1)[0].rstrip("/")
     base = os.path.basename(os.path.normpath(path))
     for suffix in ARCHIVE_SUFFIXES:
         if base.lower().endswith(suffix) and len(base) > len(suffix):

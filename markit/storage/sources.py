@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
 
 from markit.engine.buffers import CHUNK
 from markit.errors import ArchiveError
 
-__all__ = ["ByteSource", "Truncated", "open_file"]
+__all__ = ["ByteSource", "Pread", "Preadv", "Readable", "Truncated", "open_file"]
+
+Pread = Callable[[int, int], bytes]
+"""``pread(n, offset)``: up to *n* bytes at *offset*."""
+Preadv = Callable[[list[memoryview], int], int]
+"""``preadv([view], offset)``: fill *view* from *offset*; the bytes read."""
+
+
+class Readable(Protocol):
+    """What a :class:`ByteSource` reads: a file or pipe, or a remote object (:mod:`markit.storage.ranged`)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int: ...
+    def close(self) -> None: ...
 
 
 class Truncated(ArchiveError):
@@ -23,7 +37,7 @@ class Truncated(ArchiveError):
 class ByteSource:
     """Bytes read in order from a file or a pipe, with push-back; knows its position."""
 
-    def __init__(self, file: BinaryIO, *, size: int | None, owned: bool = True) -> None:
+    def __init__(self, file: Readable | BinaryIO, *, size: int | None, owned: bool = True) -> None:
         self.file = file
         self.size = size
         """Total bytes, when the source is a regular file (then :meth:`skip` seeks)."""

@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from markit.engine.buffers import BufferRing
-from markit.engine.datapass import WHOLE_MAX, Consumer, Digest, Feed, digest_of, pump, read_whole
+from markit.engine.datapass import WHOLE_MAX, Consumer, Digest, Feed, digest_of
 from markit.errors import InputError, UsageError
 from markit.formats.folder.writer import FolderWriter
 from markit.formats.tar.writer import TarWriter
 from markit.formats.zip.writer import ZipWriter
-from markit.model.manifest import MANIFEST_NAME, parse_handler
-from markit.model.record import RECORD_NAME, RecordRow, format_record
+from markit.model.manifest import parse_handler
+from markit.model.record import RecordRow, format_record
+from markit.model.workflow import SPEC_MAX
+from markit.storage.inputs import exists, pump, read_whole  # a local path or a URL
+from markit.storage.remote import is_url
 from markit.storage.sinks import FileSink, Sink, StreamSink
 from markit.write.plan import Plan
 from markit.write.snapshot import Input, expand, scan_input, split_extra_files
 
-__all__ = ["Sources", "Written", "gather_inputs", "write_plan"]
+__all__ = ["Sources", "Written", "gather_inputs", "read_workflow_files", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Sources:
     extra_files: str | None = None
     requirements_file: str | None = None
     config_file: str | None = None
+    spec_file: str | None = None
+    """``--spec-file``: set for a workflow archive (``.war``), whose ``--handler`` is a .py file."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Written:
 
 def gather_inputs(sources: Sources) -> list[Input]:
     """Scan every input the user named, in the order torch-model-archiver copies them."""
+    if sources.spec_file is not None:
+        return _workflow_inputs(sources)
     inputs: list[Input] = []
     if sources.model_path is not None:
         model = scan_input("--model-path", sources.model_path)
@@ -78,6 +85,41 @@ def gather_inputs(sources: Sources) -> list[Input]:
     return inputs
 
 
+def _workflow_inputs(sources: Sources) -> list[Input]:
+    """A workflow's inputs, in torch-workflow-archiver's order: the spec, the handler, the extra files."""
+    assert sources.spec_file is not None
+    if any(value is not None for value in (sources.model_path, sources.serialized_file, sources.model_file,
+                                           sources.requirements_file, sources.config_file)):
+        raise UsageError("--spec-file makes a workflow archive: give --handler and --extra-files only, not"
+                         " --model-path, --serialized-file, --model-file, -r or -c")
+    if not sources.handler:
+        raise UsageError("a workflow archive needs --handler: the .py file of the DAG's functions")
+    inputs = [_single_file("--spec-file", sources.spec_file), _single_file("--handler", sources.handler)]
+    for item in split_extra_files(sources.extra_files or ""):
+        inputs.extend(scan_input("--extra-files", match) for match in expand("--extra-files", item))
+    return inputs
+
+
+def read_workflow_files(inputs: list[Input]) -> tuple[bytes, bytes]:
+    """The spec's and the handler's bytes, for the plan's checks (each read up to one byte past the cap; a URL's
+    object over the cap is not fetched: its checks look at nothing but that length)."""
+    found = {}
+    for item in inputs:
+        if item.flag in ("--spec-file", "--handler") and item.flag not in found:
+            source = item.files[0]
+            if is_url(source.path):
+                over = source.size > SPEC_MAX
+                found[item.flag] = bytes(SPEC_MAX + 1) if over else bytes(
+                    read_whole(source.path, source.size, memoryview(bytearray(source.size)))[0])
+                continue
+            try:
+                with open(source.path, "rb") as handle:
+                    found[item.flag] = handle.read(SPEC_MAX + 1)
+            except OSError as error:
+                raise InputError(f"{item.flag} {item.given}: cannot read ({error.strerror})") from None
+    return found["--spec-file"], found["--handler"]
+
+
 def _single_file(flag: str, path: str) -> Input:
     found = scan_input(flag, path)
     if found.is_dir:
@@ -94,7 +136,7 @@ def _handler_file(sources: Sources) -> str | None:
         return spec.path
     if sources.model_path is not None:
         inside = os.path.join(sources.model_path, spec.path)
-        if os.path.exists(inside):
+        if exists(inside):  # a URL too: a handler inside a remote --model-path
             # at the model folder's root it is already in; deeper, it must be copied to the root
             return None if os.path.dirname(spec.path) == "" else inside
     raise InputError(f"--handler {sources.handler}: handler file {spec.path} not found")
@@ -122,6 +164,11 @@ def open_output(plan: Plan, target: str | None, *, force: bool) -> tuple[Outcome
         assert target is not None
         folder = FolderWriter(target, force=force)
         return folder, None
+    if target is not None and is_url(target):  # an object store: a multipart upload, atomic as a file is
+        from markit.storage.upload import UploadSink
+
+        upload = UploadSink(target, force=force, planned=plan.total_size)
+        return upload, upload
     sink: Sink = StreamSink() if target is None else FileSink(target, force=force)
     return sink, sink
 
@@ -177,8 +224,8 @@ def _write_members(plan: Plan, writer: Writer, progress: Callable[[int], None] |
     method = plan.generated_method
     data = plan.manifest_data
     manifest = digest_of(data)
-    writer.add_whole(MANIFEST_NAME, mtime, 0o644, method, data, manifest)
-    rows = [RecordRow(MANIFEST_NAME, manifest.sha256, manifest.size)]
+    writer.add_whole(plan.manifest_name, mtime, 0o644, method, data, manifest)
+    rows = [RecordRow(plan.manifest_name, manifest.sha256, manifest.size)]
     add_whole = writer.add_whole
     buffer = memoryview(bytearray(WHOLE_MAX + 1))  # every small file is read into it, then written before the next
     ring = BufferRing()  # one set of read buffers for every larger file
@@ -200,6 +247,6 @@ def _write_members(plan: Plan, writer: Writer, progress: Callable[[int], None] |
         rows.append(RecordRow(e.name, digest.sha256, digest.size))
     if unreported:
         report(unreported)
-    record = format_record(rows)
-    writer.add_whole(RECORD_NAME, mtime, 0o644, method, record, digest_of(record))
+    record = format_record(rows, plan.record_name)
+    writer.add_whole(plan.record_name, mtime, 0o644, method, record, digest_of(record))
     return rows

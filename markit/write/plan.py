@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markit.errors import ConflictError, InputError, UsageError
-from markit.model.manifest import RUNTIMES, build_manifest, check_model_name, created_on, manifest_bytes, parse_handler
+from markit.model.manifest import (
+    MANIFEST_NAME,
+    RUNTIMES,
+    build_manifest,
+    check_model_name,
+    created_on,
+    manifest_bytes,
+    parse_handler,
+)
 from markit.model.names import RESERVED_DIR, excluded_name
+from markit.model.record import RECORD_NAME
+from markit.model.workflow import WAR_MANIFEST_NAME, WAR_RECORD_NAME
 from markit.write.rules import choose_method, glob_rule
 from markit.write.snapshot import Input, SourceFile
 
@@ -26,8 +36,10 @@ __all__ = [
     "Plan",
     "Request",
     "archive_filename",
+    "entries_of",
     "format_for_output",
     "make_plan",
+    "place_inputs",
 ]
 
 ARCHIVE_FORMATS = ("default", "zip-store", "tgz", "no-archive")
@@ -61,6 +73,8 @@ class Request:
     """``SOURCE_DATE_EPOCH``: every time in the archive, when set."""
     output_path: str | None = None
     """The absolute output path, so an output inside an input is not archived."""
+    kind: str = "model"
+    """``model`` (a ``.mar``: MAR-INF/) or ``workflow`` (a ``.war``: WAR-INF/, *model_name* is the workflow's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,18 @@ class Plan:
     """Warnings for the user that do not stop the build."""
     compression: str = "auto"
     """``--compression``; under ``auto`` a zip file keeps any entry deflate does not shrink stored."""
+    kind: str = "model"
+    """``model`` (MAR-INF/ files) or ``workflow`` (WAR-INF/ files, a ``.war``)."""
+
+    @property
+    def manifest_name(self) -> str:
+        """The manifest's archive name: ``MAR-INF/MANIFEST.json`` or ``WAR-INF/MANIFEST.json``."""
+        return WAR_MANIFEST_NAME if self.kind == "workflow" else MANIFEST_NAME
+
+    @property
+    def record_name(self) -> str:
+        """The record's archive name: ``MAR-INF/RECORD`` or ``WAR-INF/RECORD``."""
+        return WAR_RECORD_NAME if self.kind == "workflow" else RECORD_NAME
 
     @property
     def generated_method(self) -> str:
@@ -140,7 +166,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The plan as a JSON-ready dict (what ``--dry-run --json`` prints)."""
         return {
-            "model_name": self.model_name,
+            ("workflow_name" if self.kind == "workflow" else "model_name"): self.model_name,
             "archive_format": self.archive_format,
             "entries": [
                 {"name": e.name, "source": e.source, "size": e.size, "mode": f"{e.mode:o}",
@@ -156,8 +182,10 @@ class Plan:
         }
 
 
-def archive_filename(model_name: str, archive_format: str) -> str:
-    """The file (or folder) name an archive gets in the export path."""
+def archive_filename(model_name: str, archive_format: str, kind: str = "model") -> str:
+    """The file (or folder) name an archive gets in the export path (``NAME.war`` for a workflow)."""
+    if kind == "workflow":
+        return f"{model_name}.war"
     if archive_format == "tgz":
         return f"{model_name}.tar.gz"
     if archive_format == "no-archive":
@@ -250,6 +278,32 @@ def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
     """Decide every file: its archive name and method, or why it is left out."""
     _check_request(request)
     handler = parse_handler(request.handler)
+    taken, exclusions = place_inputs(request, inputs)
+    _check_handler(handler.module_file, handler.text, taken)
+    generated = request.epoch if request.epoch is not None else request.now
+    manifest = build_manifest(
+        model_name=request.model_name,
+        handler=handler,
+        runtime=request.runtime,
+        created=created_on(generated, utc=request.epoch is not None),
+        archiver_version=request.archiver_version,
+        serialized_file=_named(inputs, "--serialized-file"),
+        model_file=_named(inputs, "--model-file"),
+        version=request.version,
+        requirements_file=_named(inputs, "--requirements-file"),
+        config_file=_named(inputs, "--config-file"),
+    )
+    return Plan(request.model_name, request.archive_format, entries_of(request, taken),
+                tuple(exclusions), manifest, generated, compression=request.compression)
+
+
+def place_inputs(request: Request, inputs: Sequence[Input]
+                 ) -> tuple[dict[str, tuple[SourceFile, str]], list[Exclusion]]:
+    """Every input file's archive name (with the input it came from), or why it stays out.
+
+    :class:`ConflictError` if two different files land on one name; :class:`InputError` for a name
+    that is not UTF-8.
+    """
     taken: dict[str, tuple[SourceFile, str]] = {}
     exclusions: list[Exclusion] = []
     conflicts: list[str] = []
@@ -276,25 +330,10 @@ def make_plan(request: Request, inputs: Sequence[Input]) -> Plan:
     if conflicts:
         raise ConflictError("two inputs land on the same archive name: " + "; ".join(conflicts))
     _check_utf8(inputs, taken)
-    _check_handler(handler.module_file, handler.text, taken)
-    generated = request.epoch if request.epoch is not None else request.now
-    manifest = build_manifest(
-        model_name=request.model_name,
-        handler=handler,
-        runtime=request.runtime,
-        created=created_on(generated, utc=request.epoch is not None),
-        archiver_version=request.archiver_version,
-        serialized_file=_named(inputs, "--serialized-file"),
-        model_file=_named(inputs, "--model-file"),
-        version=request.version,
-        requirements_file=_named(inputs, "--requirements-file"),
-        config_file=_named(inputs, "--config-file"),
-    )
-    return Plan(request.model_name, request.archive_format, _entries(request, taken),
-                tuple(exclusions), manifest, generated, compression=request.compression)
+    return taken, exclusions
 
 
-def _entries(request: Request, taken: dict[str, tuple[SourceFile, str]]) -> tuple[Entry, ...]:
+def entries_of(request: Request, taken: dict[str, tuple[SourceFile, str]]) -> tuple[Entry, ...]:
     """The included files in archive order, each with its method, normalised mode and entry time."""
     entries = []
     for name in sorted(taken):

@@ -24,6 +24,7 @@ from stat import S_IMODE, S_ISDIR, S_ISREG
 
 from markit.errors import InputError
 from markit.model.names import excluded_name
+from markit.storage.remote import is_url
 
 __all__ = ["Input", "Skipped", "SourceFile", "expand", "scan_input", "split_extra_files"]
 
@@ -81,7 +82,7 @@ def expand(flag: str, given: str) -> list[str]:
     """*given*, or its glob matches sorted; :class:`InputError` if a glob matches nothing."""
     if not glob.has_magic(given):
         return [given]
-    matches = sorted(glob.glob(given))
+    matches = sorted(_glob_remote(flag, given) if is_url(given) else glob.glob(given))
     if not matches:
         raise InputError(f"{flag} {given}: the pattern matches no file")
     return matches
@@ -101,7 +102,9 @@ def _stat(path: str, shown: str) -> os.stat_result:
 
 
 def scan_input(flag: str, given: str) -> Input:
-    """Scan one input: a file, or a folder walked in sorted order."""
+    """Scan one input: a file, or a folder walked in sorted order (a URL: listed once)."""
+    if is_url(given):
+        return _scan_remote(flag, given)
     st = _stat(given, f"{flag} {given}")
     if stat.S_ISREG(st.st_mode):
         real = os.path.realpath(given)
@@ -176,3 +179,36 @@ def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
         return entry.stat()
     except OSError:
         return _stat(entry.path, entry.path)
+
+
+def _scan_remote(flag: str, given: str) -> Input:
+    """A URL: one object, or a remote folder listed once (names, sizes), its excluded folders skipped as a local
+    walk skips them. Objects have no mode: 0644, as a plain file; their time is the store's last-modified."""
+    from markit.storage.inputs import list_remote
+
+    is_dir, found = list_remote(flag, given)
+    files: list[SourceFile] = []
+    skipped: dict[str, Skipped] = {}
+    for f in found:
+        parts = f.name.split("/")
+        if not is_dir:
+            files.append(SourceFile(f.name, f.url, f.size, 0o644, f.mtime))
+            continue
+        if any(p in ("", ".", "..") for p in parts):
+            skipped.setdefault(f.name, Skipped(f.name, f.url, "not a usable file name (empty, . or .. in it)"))
+            continue
+        folder = next((i for i, p in enumerate(parts[:-1]) if excluded_name(p) is not None), None)
+        if folder is None:
+            files.append(SourceFile(f.name, f.url, f.size, 0o644, f.mtime))
+        else:
+            name = "/".join(parts[: folder + 1])
+            reason = f"folder: {excluded_name(parts[folder])}"
+            skipped.setdefault(name, Skipped(name, given.rstrip("/") + "/" + name, reason))
+    return Input(flag, given, is_dir, tuple(files), tuple(skipped.values()))
+
+
+def _glob_remote(flag: str, pattern: str) -> list[str]:
+    """The URLs a remote ``--extra-files`` glob matches (one listing by the store)."""
+    from markit.storage.inputs import glob_urls
+
+    return glob_urls(flag, pattern)

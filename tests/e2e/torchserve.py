@@ -70,7 +70,7 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _config_properties(ports: Ports) -> str:
+def _config_properties(ports: Ports, allowed_urls: str = "file://.*") -> str:
     props = {
         "inference_address": f"http://127.0.0.1:{ports.inference}",
         "management_address": f"http://127.0.0.1:{ports.management}",
@@ -84,7 +84,7 @@ def _config_properties(ports: Ports) -> str:
         "disable_system_metrics": "true",
         "number_of_gpu": "0",
         # Archives are named by file name in the model store; no downloads from anywhere.
-        "allowed_urls": "file://.*",
+        "allowed_urls": allowed_urls,
         "enable_envvars_config": "false",
         "number_of_netty_threads": "2",
         "netty_client_threads": "2",
@@ -109,6 +109,9 @@ class TorchServe:
     root: Path
     startup_timeout: float = STARTUP_TIMEOUT
     ports: Ports = field(default_factory=lambda: Ports(*free_ports(5)))
+    allowed_urls: str = "file://.*"
+    """TorchServe's ``allowed_urls`` (comma-separated regular expressions): the model store only, unless a
+    test serves archives by URL (on 127.0.0.1)."""
     _pgid: int | None = field(default=None, init=False, repr=False)
 
     # -- layout ---------------------------------------------------------------------------
@@ -170,7 +173,7 @@ class TorchServe:
         """Write the config, start the server and wait until it answers (or raise)."""
         for folder in (self.model_store, self.root / "work", self.root / "tmp", self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(_config_properties(self.ports))
+        self.config_file.write_text(_config_properties(self.ports, self.allowed_urls))
         with open(self.server_log, "ab") as out:
             # A new session: java and its Python workers share this process group, so the
             # kill fallback in stop() reaches all of them and nothing else.
@@ -182,6 +185,8 @@ class TorchServe:
                     "--ts-config",
                     str(self.config_file),
                     "--model-store",
+                    str(self.model_store),
+                    "--workflow-store",  # workflows (.war) are registered from the same folder
                     str(self.model_store),
                     "--disable-token-auth",
                     "--enable-model-api",

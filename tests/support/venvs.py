@@ -24,6 +24,10 @@ TOOLS: dict[str, list[str]] = {
     "tma": ["torch-model-archiver==0.12.0"],
     "mms": ["model-archiver==1.0.3"],
     "torchserve": ["torch==2.13.0", "torchserve==0.12.0", "torch-model-archiver==0.12.0", "pyyaml"],
+    # torch-workflow-archiver: the standard library only (it never reads the spec), so nothing else
+    "twa": ["torch-workflow-archiver==0.2.15"],
+    # the model_signing CLI (OMS signatures); 1.1.1 imports OpenSSL (pyOpenSSL) without declaring it
+    "oms": ["model-signing==1.1.1", "pyopenssl"],
 }
 
 

@@ -19,11 +19,13 @@ so every check still runs wherever the fast comparison cannot prove it would fin
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import stat
 import struct
 from array import array
+from typing import Any
 
 from markit.engine.buffers import CHUNK
 from markit.formats.base import Archive, Member, MemberSink, OpenSink
@@ -55,7 +57,7 @@ from markit.formats.zip.records import (
 )
 from markit.model.limits import Limits
 from markit.model.problems import Problem, problem, quote
-from markit.storage.sources import ByteSource, Truncated
+from markit.storage.sources import ByteSource, Pread, Preadv, Truncated
 
 __all__ = ["ZipFileArchive"]
 
@@ -74,7 +76,7 @@ class ZipFileArchive(Archive):
     def __init__(self, source: ByteSource, label: str, limits: Limits) -> None:
         super().__init__(label, limits)
         self.source = source
-        self.fd = source.file.fileno()
+        self._pread, self._preadv = _positional(source)
         self.size = source.size or 0
         self.cd_offset = 0
         self._members: list[Member] | None = None
@@ -89,7 +91,7 @@ class ZipFileArchive(Archive):
         self.source.close()
 
     def _read_at(self, offset: int, n: int) -> bytes:
-        return os.pread(self.fd, n, offset) if 0 <= offset < self.size else b""
+        return self._pread(n, offset) if 0 <= offset < self.size else b""
 
     def index(self) -> list[Member]:
         """Members in central directory order; no entry data is read."""
@@ -323,7 +325,7 @@ class ZipFileArchive(Archive):
             return data
 
         def read_into(view: memoryview) -> int:
-            got = os.preadv(self.fd, [view], position[0])
+            got = self._preadv([view], position[0])
             position[0] += got
             return got
 
@@ -352,6 +354,16 @@ class ZipFileArchive(Archive):
         sink.done(member, len(data) == size)
         return len(data)
 
+
+
+def _positional(source: ByteSource) -> tuple[Pread, Preadv]:
+    """Reads at an offset: :func:`os.pread` on a file's descriptor, or a remote object's own range requests
+    (:class:`markit.storage.ranged.RangeFile`)."""
+    file: Any = source.file  # a BinaryIO, or a remote object (ranged.RangeFile)
+    if hasattr(file, "pread"):
+        return file.pread, file.preadv
+    fd = file.fileno()
+    return functools.partial(os.pread, fd), functools.partial(os.preadv, fd)
 
 
 def _flow_problems(header: Header, flow: Flow) -> list[Problem]:

@@ -1,0 +1,192 @@
+"""Real servers on 127.0.0.1 for the remote tests: moto's S3 server (a subprocess) and an HTTP server that
+honours ``Range`` and counts what it serves.
+
+markit reaches the S3 server only as a user would: ``AWS_ENDPOINT_URL`` and the ``AWS_*`` credential
+variables (:meth:`S3Server.env`); the tests make the bucket. The HTTP server's own counts
+(:attr:`RangeServer.requests`, :attr:`RangeServer.bytes_sent`) are what the inspect bound is checked
+against, never markit's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+__all__ = ["LOCAL_ONLY", "RangeServer", "S3Server", "free_port", "range_server", "s3_server"]
+
+LOCAL_ONLY = {
+    # nothing leaves 127.0.0.1: no proxy, no EC2 metadata lookup for credentials
+    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class S3Server:
+    """moto's standalone S3 server, run as ``python -m moto.server`` on 127.0.0.1."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        """What a user sets to reach this store: the endpoint and (moto's accepts any) credentials."""
+        return {**LOCAL_ONLY, "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self.process.returncode}")
+            time.sleep(0.1)
+        raise RuntimeError("moto server did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def client(self):  # type: ignore[no-untyped-def]  # a boto3 client, for what the tests set up and look at
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1")
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class RangeServer(ThreadingHTTPServer):
+    """Serves the files of :attr:`root` with ``Range`` (one range per request) and counts what it sent."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.root = root
+        self.requests = 0
+        self.bytes_sent = 0
+        self.lock = threading.Lock()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests = self.bytes_sent = 0
+
+    def count(self, n: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.bytes_sent += n
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RangeServer
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
+
+    def do_GET(self) -> None:
+        self._serve(body=True)
+
+    def _serve(self, *, body: bool) -> None:
+        path = self.server.root / self.path.split("?")[0].lstrip("/")
+        if not path.is_file():
+            self.server.count(0)
+            self.send_error(404)
+            return
+        size = path.stat().st_size
+        start, end = 0, size
+        wanted = self.headers.get("Range")
+        if wanted and (m := _RANGE.match(wanted.strip())):
+            if m.group(1):
+                start, end = int(m.group(1)), min(size, int(m.group(2)) + 1 if m.group(2) else size)
+            else:
+                start, end = max(0, size - int(m.group(2))), size
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        sent = 0
+        if body:
+            with open(path, "rb") as f:
+                f.seek(start)
+                while sent < end - start:
+                    chunk = f.read(min(1 << 20, end - start - sent))
+                    if not chunk:
+                        break
+                    try:
+                        self.wfile.write(chunk)
+                    except OSError:  # the client went away
+                        break
+                    sent += len(chunk)
+        self.server.count(sent)
+
+
+@contextlib.contextmanager
+def range_server(root: Path) -> Iterator[RangeServer]:
+    server = RangeServer(root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without any AWS or proxy setting from outside, plus :data:`LOCAL_ONLY`."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
+    return {**kept, **LOCAL_ONLY}
+
+
+def have(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules) and shutil.which("true") is not None
