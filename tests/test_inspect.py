@@ -32,7 +32,8 @@ def test_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
     status, out, err = run_main(monkeypatch, capsys, "inspect", str(path), "--json")
     assert status == 0, err
     shown = json.loads(out)
-    assert set(shown) == {"format", "root", "manifest", "entries"}
+    assert set(shown) == {"archive", "format", "root", "manifest", "entries"}
+    assert shown["archive"] == str(path)
     assert (shown["format"], shown["root"]) == (fmt, root)
     assert shown["manifest"] == json.loads(files["MAR-INF/MANIFEST.json"])
     by_name = {e["name"]: e for e in shown["entries"] if e["type"] == "file"}

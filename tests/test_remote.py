@@ -83,13 +83,17 @@ def _big_mar(folder: Path, size: int) -> Path:
 def test_inspect_of_a_1_gib_mar_fetches_its_ends_only(served: RangeServer) -> None:
     local = _big_mar(served.root, 1 << 30)
     url = f"{served.base}/{local.name}"
-    served.reset()
-    remote = markit("inspect", url, "--json")
-    assert remote.returncode == 0, remote.stderr
-    requests, sent = served.requests, served.bytes_sent
-    assert requests <= 5 and sent < 4 * MIB, (requests, sent)  # the server's own count
-    assert json.loads(remote.stdout) == json.loads(markit("inspect", str(local), "--json").stdout)
-    local.unlink()
+    try:
+        served.reset()
+        remote = markit("inspect", url, "--json")
+        assert remote.returncode == 0, remote.stderr
+        requests, sent = served.requests, served.bytes_sent
+        assert requests <= 5 and sent < 4 * MIB, (requests, sent)  # the server's own count
+        shown, expected = json.loads(remote.stdout), json.loads(markit("inspect", str(local), "--json").stdout)
+        assert (shown.pop("archive"), expected.pop("archive")) == (url, str(local))
+        assert shown == expected
+    finally:
+        local.unlink()
 
 
 def test_verify_and_unpack_read_each_byte_once(served: RangeServer, tmp_path: Path) -> None:
@@ -156,7 +160,7 @@ def test_example_model_from_http_matches_local(served: RangeServer) -> None:
         remote, here = markit(command, url, "--json"), markit(command, str(local), "--json")
         assert remote.returncode == here.returncode == 0, remote.stderr
         shown, expected = json.loads(remote.stdout), json.loads(here.stdout)
-        shown.pop("archive", None), expected.pop("archive", None)
+        assert (shown.pop("archive"), expected.pop("archive")) == (url, str(local))
         assert shown == expected
 
 

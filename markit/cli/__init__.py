@@ -1,4 +1,4 @@
-"""The ``markit`` command line: create, inspect, verify, unpack (typer commands only).
+"""The ``markit`` command line: create, inspect, verify, unpack, sign, diff (typer commands only).
 
 Each command parses its options, calls the library, and prints. Every
 :class:`~markit.errors.MarkitError` becomes one line on stderr and its exit
@@ -23,7 +23,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="markit",
-    help="Create, inspect, verify and unpack TorchServe / MMS model archives (.mar, .tar.gz, folders).",
+    help="Create, inspect, verify, unpack, sign and diff TorchServe / MMS model and workflow archives"
+         " (.mar, .war, .tar.gz, folders; local, stdin, s3://, gs://, http(s)://).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,7 +44,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print markit's version and exit.")
     ] = False,
 ) -> None:
-    """Create, inspect, verify and unpack TorchServe / MMS model archives."""
+    """Create, inspect, verify, unpack, sign and diff TorchServe / MMS model and workflow archives."""
 
 
 app.command("create", no_args_is_help=True)(reporting(create))

@@ -30,7 +30,7 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 ArchiveArg = Annotated[str, typer.Argument(help="A .mar/zip, .tar, .tar.gz, a no-archive folder, - for stdin, or"
-                                           " an s3://, gs://, http(s):// URL (needs markit[s3], [gcs], [http])."
+                                           " an s3://, gs://, http(s):// URL (s3:// needs the extra markit\\[s3], gs:// markit\\[gcs])."
                                            " The format is found from the bytes, not the name.", show_default=False)]
 MaxSize = Annotated[str, typer.Option("--max-size", help="Refuse (bomb) archives whose entries declare more bytes"
                                       " than this in all: a number with an optional K/M/G/T suffix (powers of 1024).")]

@@ -52,7 +52,7 @@ class ArchiveInfo:
 
     def to_json(self, *, entries: bool = True) -> dict[str, Any]:
         """The object ``inspect --json`` prints (without the entries if not *entries*)."""
-        head: dict[str, Any] = {"format": self.format, "root": self.root, "manifest": self.manifest}
+        head: dict[str, Any] = {"archive": self.archive, "format": self.format, "root": self.root, "manifest": self.manifest}
         if entries:
             head["entries"] = [self.entry_json(m) for m in self.entries]
         return head
