@@ -17,7 +17,7 @@ from safetensors.numpy import save
 
 import markit
 from tests.conftest import run_markit
-from tests.support.hostile import ZEntry, build_zip, sound_files, tgz_of, zip_of
+from tests.support.hostile import Unseekable, ZEntry, build_zip, sound_files, tgz_of, zip_of
 
 EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."  # protocol 0
 STATE = pickle.dumps({"w": [1.0, 2.0]}, protocol=2)
@@ -27,7 +27,7 @@ def torch_like(data_pkl: bytes, *, method: int = zipfile.ZIP_STORED, streamed: b
                before: dict[str, bytes] | None = None) -> bytes:
     """A zip laid out as torch.save writes it: ``archive/data.pkl`` (after *before*), then tensor data."""
     out = io.BytesIO()
-    target = _Unseekable(out) if streamed else out
+    target = Unseekable(out) if streamed else out
     with zipfile.ZipFile(target, "w") as z:  # type: ignore[arg-type]
         for name, data in (before or {}).items():
             z.writestr(zipfile.ZipInfo(f"archive/{name}"), data)
@@ -36,19 +36,6 @@ def torch_like(data_pkl: bytes, *, method: int = zipfile.ZIP_STORED, streamed: b
         z.writestr(info, data_pkl)
         z.writestr(zipfile.ZipInfo("archive/data/0"), bytes(range(256)) * 64)
     return out.getvalue()
-
-
-class _Unseekable(io.RawIOBase):
-    """A sink zipfile cannot seek in, so it writes data descriptors (as torch's writer does)."""
-
-    def __init__(self, out: io.BytesIO) -> None:
-        self.out = out
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: bytes) -> int:  # type: ignore[override]
-        return self.out.write(b)
 
 
 def safetensors_file() -> bytes:
@@ -104,7 +91,7 @@ def test_a_pickle_the_walk_cannot_reach_is_read_from_the_kept_end(tmp_path: Path
 
 def test_a_pickle_out_of_reach_is_not_passed(tmp_path: Path) -> None:
     inner = io.BytesIO()
-    with zipfile.ZipFile(_Unseekable(inner), "w") as z:  # type: ignore[arg-type]
+    with zipfile.ZipFile(Unseekable(inner), "w") as z:  # type: ignore[arg-type]
         z.writestr(zipfile.ZipInfo("archive/data/9"), b"\x00" * 5000)  # stored, its end unknown: the walk stops
         z.writestr(zipfile.ZipInfo("archive/data.pkl"), EVIL)
         z.writestr(zipfile.ZipInfo("archive/data/0"), random.Random(2).randbytes(17 << 20))  # past the kept end
@@ -232,7 +219,7 @@ def test_an_outer_zip_of_unknown_sizes_from_stdin(tmp_path: Path) -> None:
         z.writestr("archive/data.pkl", EVIL)
         z.writestr("archive/data/0", random.Random(1).randbytes(40 << 20))
     outer = io.BytesIO()
-    with zipfile.ZipFile(_Unseekable(outer), "w", zipfile.ZIP_DEFLATED) as z:  # type: ignore[arg-type]
+    with zipfile.ZipFile(Unseekable(outer), "w", zipfile.ZIP_DEFLATED) as z:  # type: ignore[arg-type]
         for name, data in sound_files(**{"model.pt": inner.getvalue()}).items():
             z.writestr(name, data, compresslevel=1)
     done = run_markit("verify", "-", "--json", stdin=outer.getvalue())

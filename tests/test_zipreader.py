@@ -20,7 +20,7 @@ from markit.formats.zip.records import ZipStructureError, find_end, parse_centra
 from markit.formats.zip.stream import ZipStreamArchive
 from markit.model.limits import Limits
 from markit.storage.sources import ByteSource
-from tests.support.hostile import ZEntry, build_zip, sound_files
+from tests.support.hostile import Unseekable, ZEntry, build_zip, sound_files
 
 
 class Collect:
@@ -176,7 +176,7 @@ def _read_all(archive: ZipFileArchive | ZipStreamArchive) -> dict[str, bytes]:
 def test_zipfile_output_reads_back(tmp_path: Path, kind: str, seekable: bool) -> None:
     files = sound_files()
     out = io.BytesIO()
-    target = out if seekable else _Unseekable(out)
+    target = out if seekable else Unseekable(out)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:  # type: ignore[arg-type]
         for name, data in files.items():
             z.writestr(name, data)
@@ -187,17 +187,6 @@ def test_zipfile_output_reads_back(tmp_path: Path, kind: str, seekable: bool) ->
     assert archive.problems == [] and archive.complete
 
 
-class _Unseekable(io.RawIOBase):
-    """A write-only stream zipfile cannot seek: it writes data descriptors."""
-
-    def __init__(self, out: io.BytesIO) -> None:
-        self.out = out
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: bytes) -> int:  # type: ignore[override]
-        return self.out.write(b)
 
     def flush(self) -> None:
         pass

@@ -37,6 +37,7 @@ MaxSize = Annotated[str, typer.Option("--max-size", help="Refuse (bomb) archives
 MaxRatio = Annotated[float, typer.Option("--max-ratio", help="Refuse (bomb) an entry over 1 MiB, or a tar.gz stream,"
                                          " that expands more than this many times. Weights expand ~1.1 times, zeros"
                                          " up to 1032: raise it for highly compressible files.")]
+QuietErrors = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no warnings, no summary line.")]
 MaxEntries = Annotated[int, typer.Option("--max-entries", help="Refuse (bomb) archives with more entries than this.")]
 SignatureOpt = Annotated[str | None, typer.Option("--signature", help="An OMS signature (markit sign, model_signing"
                                                   " sign) to check the archive's files against, in the same pass:"
@@ -163,8 +164,7 @@ def unpack_cmd(
                                              " name without .mar/.tar.gz/...; from stdin, the model name).",
                                              show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace DEST if it exists and is not empty.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no warnings, no summary line.")]
-    = False,
+    quiet: QuietErrors = False,
     max_size: MaxSize = "1T",
     max_ratio: MaxRatio = 100.0,
     max_entries: MaxEntries = 100_000,

@@ -17,7 +17,7 @@ import markit
 from markit import ArchiveError
 from markit.cli.common import say
 from markit.cli.progress import Progress
-from markit.cli.read import ArchiveArg, MaxEntries, MaxRatio, MaxSize, _limits
+from markit.cli.read import ArchiveArg, MaxEntries, MaxRatio, MaxSize, QuietErrors, _limits
 
 __all__ = ["sign_cmd"]
 
@@ -44,8 +44,7 @@ def sign_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace the signature file if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: archive, signature, method,"
                                           " model_name, files, problems.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no warnings, no summary line.")]
-    = False,
+    quiet: QuietErrors = False,
     max_size: MaxSize = "1T",
     max_ratio: MaxRatio = 100.0,
     max_entries: MaxEntries = 100_000,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from markit.errors import ArchiveError
@@ -20,7 +20,8 @@ from markit.model.record import RECORD_NAME, RecordRow, parse_record
 from markit.model.workflow import WAR_RECORD_NAME
 from markit.read.facts import ArchiveFacts
 
-__all__ = ["check_manifest", "check_record", "check_torchserve", "parse_manifest", "record_name_of", "record_rows"]
+__all__ = ["check_manifest", "check_record", "check_torchserve", "name_problems", "parse_manifest", "read_manifest",
+           "record_name_of", "record_rows"]
 
 
 def parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -61,17 +62,32 @@ def check_manifest(manifest: bytes | None, names: Iterable[str]) -> tuple[dict[s
     """
     if manifest is None:
         return None, [problem("missing-manifest", None, f"no {MANIFEST_NAME}: TorchServe cannot load the archive")]
-    if len(manifest) > MANIFEST_MAX:
-        return None, [problem("invalid-manifest", MANIFEST_NAME, f"{MANIFEST_NAME}: over {MANIFEST_MAX:,} bytes")]
-    parsed, why = parse_manifest(manifest)
-    if parsed is None or (why := _manifest_fields(parsed)) is not None:
-        return parsed, [problem("invalid-manifest", MANIFEST_NAME, f"{MANIFEST_NAME}: {why}")]
-    model = parsed["model"]
-    found = []
-    if not MODEL_NAME_RE.fullmatch(model["modelName"]):
-        found.append(problem("invalid-model-name", MANIFEST_NAME, f"{MANIFEST_NAME}: model name"
-                             f" {quote(model['modelName'])} does not match {MODEL_NAME_RE.pattern}"))
+    parsed, found = read_manifest(MANIFEST_NAME, manifest, _manifest_fields)
+    if parsed is None or found:
+        return parsed, found
+    found = name_problems(MANIFEST_NAME, "model", parsed["model"]["modelName"])
     return parsed, found + _missing_files(parsed, {normalize(n) for n in names})
+
+
+def read_manifest(name: str, data: bytes, fields: Callable[[dict[str, Any]], str | None]
+                  ) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Manifest *name*'s bytes parsed (if they are a JSON object), and ``invalid-manifest`` if they are too
+    many, not a JSON object, or *fields* says why its fields are unusable."""
+    if len(data) > MANIFEST_MAX:
+        return None, [problem("invalid-manifest", name, f"{name}: over {MANIFEST_MAX:,} bytes")]
+    parsed, why = parse_manifest(data)
+    if parsed is None or (why := fields(parsed)) is not None:
+        return parsed, [problem("invalid-manifest", name, f"{name}: {why}")]
+    return parsed, []
+
+
+def name_problems(manifest: str, what: str, name: str) -> list[Problem]:
+    """``invalid-model-name`` if *name* (the model's or workflow's, as *manifest* gives it) is not one TorchServe
+    takes."""
+    if MODEL_NAME_RE.fullmatch(name):
+        return []
+    return [problem("invalid-model-name", manifest, f"{manifest}: {what} name {quote(name)} does not match"
+                    f" {MODEL_NAME_RE.pattern}")]
 
 
 def _handler_file(handler: str, runtime: str) -> str | None:

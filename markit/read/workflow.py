@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from markit.model.limits import MANIFEST_MAX
-from markit.model.manifest import MODEL_NAME_RE
 from markit.model.names import normalize
 from markit.model.problems import Problem, problem, quote
 from markit.model.spec import check_spec
 from markit.model.workflow import SPEC_MAX, WAR_MANIFEST_NAME
-from markit.read.contents import parse_manifest
+from markit.read.contents import name_problems, read_manifest
 from markit.read.facts import ArchiveFacts
 
 __all__ = ["check_workflow", "check_workflow_torchserve"]
@@ -45,18 +43,11 @@ def check_workflow(facts: ArchiveFacts) -> tuple[dict[str, Any] | None, list[Pro
     line), ``model-url`` for a url TorchServe may not find, ``workflow-unchecked`` for a spec or
     handler the data pass did not keep.
     """
-    data = facts.manifest or b""
-    if len(data) > MANIFEST_MAX:
-        return None, [problem("invalid-manifest", WAR_MANIFEST_NAME, f"{WAR_MANIFEST_NAME}: over"
-                              f" {MANIFEST_MAX:,} bytes")]
-    parsed, why = parse_manifest(data)
-    if parsed is None or (why := _fields(parsed)) is not None:
-        return parsed, [problem("invalid-manifest", WAR_MANIFEST_NAME, f"{WAR_MANIFEST_NAME}: {why}")]
+    parsed, found = read_manifest(WAR_MANIFEST_NAME, facts.manifest or b"", _fields)
+    if parsed is None or found:
+        return parsed, found
     workflow = parsed["workflow"]
-    found = []
-    if not MODEL_NAME_RE.fullmatch(workflow["workflowName"]):
-        found.append(problem("invalid-model-name", WAR_MANIFEST_NAME, f"{WAR_MANIFEST_NAME}: workflow name"
-                             f" {quote(workflow['workflowName'])} does not match {MODEL_NAME_RE.pattern}"))
+    found = name_problems(WAR_MANIFEST_NAME, "workflow", workflow["workflowName"])
     names = {normalize(m.name) for m in facts.members if m.kind == "file"}
     for key in _FILES:
         if normalize(workflow[key]) not in names:

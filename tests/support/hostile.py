@@ -20,6 +20,7 @@ from pathlib import Path
 __all__ = [
     "MANIFEST",
     "TEntry",
+    "Unseekable",
     "ZEntry",
     "build_tar",
     "build_zip",
@@ -163,6 +164,20 @@ def tgz_of(files: dict[str, bytes], root: str | None = "m", **kw: object) -> byt
     """A tar.gz of *files* under *root*/."""
     prefix = f"{root}/" if root else ""
     return build_tar([TEntry(prefix + name, data) for name, data in files.items()], **kw)  # type: ignore[arg-type]
+
+
+class Unseekable(io.RawIOBase):
+    """A write-only stream *out* seen through: :mod:`zipfile` cannot seek in it, so it writes data descriptors
+    (as torch's writer and ``markit create -o -`` do)."""
+
+    def __init__(self, out: io.BytesIO) -> None:
+        self.out = out
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        return self.out.write(b)
 
 
 def folder_of(path: Path, files: dict[str, bytes]) -> Path:
