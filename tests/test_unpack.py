@@ -72,7 +72,7 @@ def test_stdin_default_dest_is_the_model_name(work: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize(
     ("path", "dest"),
-    [("a/m.mar", "m"), ("m.tar.gz", "m"), ("M.TGZ", "M"), ("x.tar", "x"), ("folder/", "folder.unpacked"),
+    [("a/m.mar", "m"), ("w/pipeline.war", "pipeline"), ("m.tar.gz", "m"), ("M.TGZ", "M"), ("x.tar", "x"), ("folder/", "folder.unpacked"),
      ("plain", "plain.unpacked"),
      (".mar", ".mar.unpacked"), ("-", None)],
 )

@@ -168,6 +168,19 @@ def test_markit_verifies_and_inspects_its_own_war_from_a_file_and_stdin(inputs: 
     assert {e["name"]: e["sha256"] for e in info["entries"]}["spec.yaml"] == hashlib.sha256(SPEC.encode()).hexdigest()
 
 
+def test_unpack_names_the_folder_after_the_workflow(inputs: Path, tmp_path: Path) -> None:
+    made = tmp_path / "made"
+    made.mkdir()
+    run_markit(*flags(inputs, "-o", str(made / "wf.war")))
+    for args, stdin in (([str(made / "wf.war")], None), (["-"], (made / "wf.war").read_bytes())):
+        out = tmp_path / ("file" if stdin is None else "stdin")
+        out.mkdir()
+        done = run_markit("unpack", *args, cwd=out, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        assert os.listdir(out) == ["wf"]  # wf.war -> wf/; from stdin, workflow.workflowName
+        assert (out / "wf" / "spec.yaml").read_text() == SPEC
+
+
 def war(path: Path, files: dict[str, str | bytes], manifest: object = MANIFEST, *, last: bool = True) -> Path:
     """A .war as torch-workflow-archiver writes one (files, then the manifest) or the manifest first."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:

@@ -26,7 +26,7 @@ from markit.read.verify import read_archive
 
 __all__ = ["ARCHIVE_SUFFIXES", "Refused", "Unpacked", "check_target", "default_dest", "unpack"]
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".mar", ".tar", ".zip")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".mar", ".war", ".tar", ".zip")
 
 
 class Refused(ArchiveError):
@@ -89,8 +89,12 @@ def check_target(target: str, *, force: bool, archive: str) -> None:
 
 
 def _model_name(manifest: dict[str, object] | None) -> str:
+    """The model's name (``model.modelName``), or a workflow's (``workflow.workflowName``)."""
     model = manifest.get("model") if manifest else None
+    workflow = manifest.get("workflow") if manifest else None
     name = model.get("modelName") if isinstance(model, dict) else None
+    if name is None and isinstance(workflow, dict):
+        name = workflow.get("workflowName")
     if not isinstance(name, str):
         raise UsageError("-d is needed: the archive on stdin names no model")
     return name
