@@ -200,7 +200,8 @@ def inspect(path: str, *, notice: Callable[[str], None] | None = None,
 
 def verify(path: str, *, limits: Limits | None = None, progress: Callable[[int, int], None] | None = None,
            signature: str | None = None, public_key: str | None = None,
-           certificate_chain: Sequence[str] = ()) -> Report:
+           certificate_chain: Sequence[str] = (), identity: str | None = None,
+           identity_provider: str | None = None, staging: bool = False, trust_config: str | None = None) -> Report:
     """Every problem of the archive at *path*, as ``markit verify`` reports them; nothing is raised for a
     bad archive (a missing or unreadable path is a problem of its report too).
 
@@ -208,46 +209,79 @@ def verify(path: str, *, limits: Limits | None = None, progress: Callable[[int, 
     when it has none: a stream, a tar). With *signature* (an OMS signature file) and *public_key* or
     *certificate_chain* (PEM files), the entries are also checked against it in the same pass
     (``signature-invalid``, ``signature-mismatch``, ``unsigned-entry``, ``missing-signed-entry``); a key
-    or signature file that cannot be read raises :class:`~markit.errors.InputError`.
+    or signature file that cannot be read raises :class:`~markit.errors.InputError`. A keyless Sigstore
+    signature is checked against *identity* and *identity_provider* instead, with Sigstore's production
+    trust root (*staging*: its staging one; both fetched through TUF) or the *trust_config* file given.
     """
     if signature is None:
-        if public_key is not None or certificate_chain:
-            raise UsageError("--public-key and --certificate-chain check a --signature: give it too")
+        if public_key is not None or certificate_chain or identity is not None or identity_provider is not None:
+            raise UsageError("--public-key, --certificate-chain and --identity check a --signature: give it too")
         from markit.read.verify import verify_path
 
         return verify_path(path, limits or Limits(), progress)
     from markit.trust.check import verify_signed
 
-    return verify_signed(path, signature=signature, anchor=_anchor(public_key, certificate_chain),
-                         limits=limits, progress=progress)
+    anchor = _anchor(public_key, certificate_chain, identity=identity, identity_provider=identity_provider,
+                     staging=staging, trust_config=trust_config)
+    return verify_signed(path, signature=signature, anchor=anchor, limits=limits, progress=progress)
 
 
-def _anchor(public_key: str | None, certificate_chain: Sequence[str]) -> Anchor:
+def _anchor(public_key: str | None, certificate_chain: Sequence[str], *, identity: str | None,
+            identity_provider: str | None, staging: bool, trust_config: str | None) -> Anchor:
     from markit.trust.oms import Anchor
 
-    if (public_key is None) == (not certificate_chain):
-        raise UsageError("--signature needs --public-key (the key method) or --certificate-chain (the certificate"
-                         " method), one of them")
-    return Anchor(public_key=public_key, certificate_chain=tuple(certificate_chain))
+    if [public_key is not None, bool(certificate_chain), identity is not None].count(True) != 1:
+        raise UsageError("--signature needs --public-key (the key method), --certificate-chain (the certificate"
+                         " method) or --identity with --identity-provider (the sigstore method), one of them")
+    if (identity is None) != (identity_provider is None):
+        raise UsageError("--identity and --identity-provider go together (the sigstore method)")
+    _keyless_options(identity is not None, staging, trust_config, "--identity")
+    return Anchor(public_key=public_key, certificate_chain=tuple(certificate_chain), identity=identity,
+                  identity_provider=identity_provider, staging=staging, trust_config=trust_config)
 
 
-def sign(path: str, *, private_key: str, signature: str | None = None, signing_certificate: str | None = None,
-         certificate_chain: Sequence[str] = (), force: bool = False, limits: Limits | None = None,
+def _keyless_options(keyless: bool, staging: bool, trust_config: str | None, method: str) -> None:
+    """--staging and --trust-config choose a Sigstore instance: only for the sigstore method, and one of them."""
+    if not keyless and (staging or trust_config is not None):
+        raise UsageError(f"--staging and --trust-config choose a Sigstore instance: they go with {method}")
+    if staging and trust_config is not None:
+        raise UsageError("--staging or --trust-config, not both: each names the Sigstore instance to use")
+
+
+def sign(path: str, *, private_key: str | None = None, signature: str | None = None,
+         signing_certificate: str | None = None, certificate_chain: Sequence[str] = (), sigstore: bool = False,
+         identity_token: str | None = None, use_ambient_credentials: bool = False, staging: bool = False,
+         trust_config: str | None = None, force: bool = False, limits: Limits | None = None,
          progress: Callable[[int, int], None] | None = None) -> Signature:
     """Sign every file of the archive at *path* in the OpenSSF Model Signing format, as ``markit sign`` does.
 
     The archive is read once and checked as :func:`verify` checks it; with an error,
     :class:`~markit.trust.sign.SignRefused` (its ``problems`` list them all) and nothing is written. The
     signature goes to *signature* (default ``ARCHIVE.sig``; an existing one only with *force*). With
-    *signing_certificate* (and *certificate_chain*) it is the ``certificate`` method, else ``key``.
+    *signing_certificate* (and *certificate_chain*) it is the ``certificate`` method, else ``key``. With
+    *sigstore* instead of *private_key*, keyless Sigstore: *identity_token* (or the CI's workload identity,
+    *use_ambient_credentials*) is checked offline, then Fulcio and Rekor are used (the network).
     Needs the ``markit[sign]`` extra (the ``model-signing`` package).
     """
-    from markit.trust.oms import KeyMaterial
+    from markit.trust.oms import Keyless, KeyMaterial
     from markit.trust.sign import sign_archive
 
+    if (private_key is None) == (not sigstore):
+        raise UsageError("sign needs --private-key (the key or certificate method) or --sigstore (keyless), one"
+                         " of them")
+    if not sigstore and (identity_token is not None or use_ambient_credentials):
+        raise UsageError("--identity-token and --use-ambient-credentials go with --sigstore")
+    if sigstore and (signing_certificate is not None or certificate_chain):
+        raise UsageError("--sigstore gets its certificate from Fulcio: no --signing-certificate or"
+                         " --certificate-chain")
+    _keyless_options(sigstore, staging, trust_config, "--sigstore")
     if certificate_chain and signing_certificate is None:
         raise UsageError("--certificate-chain goes with --signing-certificate (the certificate method)")
-    key = KeyMaterial(private_key, signing_certificate, tuple(certificate_chain))
+    key: KeyMaterial | Keyless
+    if private_key is None:
+        key = Keyless(identity_token, use_ambient_credentials, staging, trust_config)
+    else:
+        key = KeyMaterial(private_key, signing_certificate, tuple(certificate_chain))
     return sign_archive(path, key, signature=signature, force=force, limits=limits, progress=progress)
 
 

@@ -48,6 +48,18 @@ PublicKeyOpt = Annotated[str | None, typer.Option("--public-key", help="PEM publ
 ChainOpt = Annotated[list[str] | None, typer.Option("--certificate-chain", help="PEM certificates the --signature's"
                                                     " signing certificate must chain to (the certificate method;"
                                                     " repeatable).", show_default=False)]
+IdentityOpt = Annotated[str | None, typer.Option("--identity", help="The signer a keyless Sigstore --signature must"
+                                                 " name: the e-mail or URI in its Fulcio certificate (the sigstore"
+                                                 " method; with --identity-provider).", show_default=False)]
+ProviderOpt = Annotated[str | None, typer.Option("--identity-provider", help="The OIDC issuer URL that must have"
+                                                 " vouched for --identity (e.g. https://github.com/login/oauth,"
+                                                 " https://token.actions.githubusercontent.com).", show_default=False)]
+StagingOpt = Annotated[bool, typer.Option("--staging", help="With --identity: trust Sigstore's staging instance"
+                                          " instead of production.")]
+TrustConfigOpt = Annotated[str | None, typer.Option("--trust-config", help="With --identity: the Sigstore client"
+                                                    " trust configuration (JSON) to trust, read from this file"
+                                                    " instead of fetched from Sigstore through TUF.",
+                                                    show_default=False)]
 
 
 def parse_size(text: str) -> int:
@@ -122,6 +134,10 @@ def verify_cmd(
     signature: SignatureOpt = None,
     public_key: PublicKeyOpt = None,
     certificate_chain: ChainOpt = None,
+    identity: IdentityOpt = None,
+    identity_provider: ProviderOpt = None,
+    staging: StagingOpt = False,
+    trust_config: TrustConfigOpt = None,
 ) -> None:
     """Check archives and report every problem in one run: structure, CRC-32, recorded SHA-256, unsafe names,
     links, duplicates, bombs, the manifest and the files it names, what weight files' pickles import,
@@ -132,7 +148,9 @@ def verify_cmd(
         raise UsageError("- (stdin) can be given once")
     if signature is not None and len(archives) > 1:
         raise UsageError("--signature checks one archive: name one")
-    signed = {"signature": signature, "public_key": public_key, "certificate_chain": certificate_chain or ()}
+    signed = {"signature": signature, "public_key": public_key, "certificate_chain": certificate_chain or (),
+              "identity": identity, "identity_provider": identity_provider, "staging": staging,
+              "trust_config": trust_config}
     reports = [_verify_one(path, limits, quiet=as_json, signed=signed) for path in archives]
     for report in reports:
         for line in report.lines():

@@ -6,8 +6,8 @@ lists the differences. markit already has every entry's SHA-256 from its one pas
 reports each difference as its own problem. So this module builds the library's own
 ``model_signing.manifest.Manifest`` from (name, digest) pairs, signs it with the library's ``Payload``
 and signers, and reads a signature back with the library's verifiers, which return the signed manifest.
-The in-toto statement, the DSSE envelope and its PAE, ECDSA, the Sigstore bundle and certificate
-chains stay the library's: this module only moves names and digests in and out. It is the one
+The in-toto statement, the DSSE envelope and its PAE, ECDSA, the Sigstore bundle, certificate chains
+and keyless Sigstore (Fulcio, Rekor, the identity policy, through the library's ``sign_sigstore``) stay the library's: this module only moves names and digests in and out. It is the one
 module that imports ``model_signing``, and it reaches its private ``_signing`` and ``_hashing``
 modules (``docs/design.md``, "Signatures"), so ``pyproject.toml`` pins the extra below 2.
 """
@@ -31,8 +31,10 @@ from markit.errors import ArchiveError, InputError
 __all__ = [
     "HASH",
     "METHOD",
+    "TOKEN_ENV",
     "Anchor",
     "KeyMaterial",
+    "Keyless",
     "SignatureError",
     "Signed",
     "read_signature",
@@ -45,6 +47,9 @@ METHOD = "files"  # one resource per file; "shards" (byte ranges of files) canno
 SIGNATURE_MAX = 64 << 20  # bytes: a statement lists ~120 bytes per entry, so 100,000 entries (--max-entries) ~14 MiB
 _LIBRARY = ("manifest", "_hashing.hashing", "_signing.signing", "_signing.sign_sigstore_pb", "_signing.sign_ec_key")
 _CERTIFICATES = "_signing.sign_certificate"  # pyOpenSSL and certifi: imported only for the certificate method
+_SIGSTORE = "_signing.sign_sigstore"  # sigstore, requests, tuf (~0.4 s): imported only for keyless signatures
+TOKEN_ENV = "SIGSTORE_IDENTITY_TOKEN"  # where sigstore-python's own CLI reads an OIDC identity token from
+_AUDIENCE = "sigstore"  # the OIDC client id (token audience) Sigstore's public Fulcio accepts, model_signing's default
 
 
 class SignatureError(ArchiveError):
@@ -64,13 +69,44 @@ class KeyMaterial:
 
 
 @dataclass(frozen=True)
+class Keyless:
+    """What signs keylessly (the ``sigstore`` method): an OIDC identity token that Fulcio turns into a
+    short-lived certificate; the signature is logged in Rekor. Both need the network."""
+
+    identity_token: str | None = None
+    """The OIDC identity token (a JWT), or None to take one from the CI's workload identity (*ambient*)."""
+    ambient: bool = False
+    """Look for a workload identity token (GitHub Actions, GitLab, Buildkite, CircleCI, GCP) when none is given."""
+    staging: bool = False
+    """Sign with Sigstore's staging instance (test signatures) instead of the public production one."""
+    trust_config: str | None = None
+    """A Sigstore client trust configuration (JSON: trusted root and signing config) for a private instance."""
+
+
+@dataclass(frozen=True)
 class Anchor:
-    """What a signature must verify against: a public key, or the certificates that root a chain."""
+    """What a signature must verify against: a public key, the certificates that root a chain, or for a
+    keyless (Sigstore) signature the signer's identity and its OIDC issuer."""
 
     public_key: str | None = None
     """PEM file of the public key (the ``key`` method)."""
     certificate_chain: tuple[str, ...] = ()
     """PEM files of trusted certificates (the ``certificate`` method)."""
+    identity: str | None = None
+    """The signer's identity in its Fulcio certificate, an e-mail or a URI (the ``sigstore`` method)."""
+    identity_provider: str | None = None
+    """The OIDC issuer URL that vouched for *identity* (e.g. https://github.com/login/oauth)."""
+    staging: bool = False
+    """Trust Sigstore's staging instance instead of the production one (fetched through TUF: network)."""
+    trust_config: str | None = None
+    """A Sigstore client trust configuration (JSON) to trust instead: read from disk, no TUF fetch."""
+
+    @property
+    def method(self) -> str:
+        """``key``, ``certificate`` or ``sigstore``."""
+        if self.public_key is not None:
+            return "key"
+        return "sigstore" if self.identity is not None else "certificate"
 
 
 @dataclass(frozen=True)
@@ -111,11 +147,11 @@ def _package_lazily() -> None:
     sys.modules["model_signing"] = package
 
 
-def _library(*, certificates: bool = False) -> types.SimpleNamespace:
+def _library(*, certificates: bool = False, sigstore: bool = False) -> types.SimpleNamespace:
     """The library's modules, typed ``Any`` (it is only partly annotated); a missing extra is one clear line."""
     try:
         _package_lazily()
-        names = (*_LIBRARY, _CERTIFICATES) if certificates else _LIBRARY
+        names = (*_LIBRARY, *[_CERTIFICATES] * certificates, *[_SIGSTORE] * sigstore)
         modules = {name.rpartition(".")[2]: importlib.import_module(f"model_signing.{name}") for name in names}
     except ImportError as error:
         raise InputError(f"signatures need the model-signing package ({error}): pip install 'markit[sign]'") from None
@@ -143,8 +179,55 @@ def _signer(lib: types.SimpleNamespace, key: KeyMaterial) -> Any:
                          " must hold the same key") from None
 
 
-def signer_ready(key: KeyMaterial) -> Any:
-    """The library's signer for *key*, loaded now (so a bad key is refused before the archive is read)."""
+def _identity_token(key: Keyless) -> str:
+    """The OIDC token to sign with, checked offline (a JWT for Sigstore, within its validity period).
+
+    Given, else the CI's workload identity when *ambient* (the ``id`` package asks the CI only where its
+    variables say it runs there). markit runs no interactive browser sign-in, so without a token this is
+    one line, before anything would reach the network.
+    """
+    token = key.identity_token
+    if not token and key.ambient:
+        from id import IdentityError as AmbientError  # sigstore's dependency: only needed here
+        from id import detect_credential
+
+        try:
+            token = detect_credential(_AUDIENCE)
+        except AmbientError as error:
+            raise InputError(f"--use-ambient-credentials: {error}") from None
+    if not token:
+        raise InputError(f"--sigstore needs an OIDC identity token: --identity-token TOKEN or {TOKEN_ENV}, or"
+                         " --use-ambient-credentials in a CI with a workload identity (GitHub Actions, GitLab,"
+                         " Buildkite, CircleCI, GCP); markit opens no browser sign-in (`model_signing sign"
+                         " sigstore` on the unpacked folder does)")
+    from sigstore.oidc import IdentityError, IdentityToken  # loaded with the sigstore method only
+
+    try:
+        IdentityToken(token, _AUDIENCE)
+    except IdentityError as error:
+        raise InputError(f"--identity-token: not a usable Sigstore identity token ({_reason(error)})") from None
+    return token
+
+
+def _keyless_signer(lib: types.SimpleNamespace, key: Keyless) -> Any:
+    token = _identity_token(key)
+    config = Path(key.trust_config) if key.trust_config else None
+    try:  # the first network use: TUF for the trust root, then the OIDC issuer's configuration
+        return lib.sign_sigstore.Signer(identity_token=token, use_ambient_credentials=False,
+                                        use_staging=key.staging, trust_config=config)
+    except OSError as error:
+        raise InputError(f"{error.filename or 'sigstore'}: {error.strerror or error}") from None
+    except Exception as error:  # noqa: BLE001 - TUF, requests and the trust config's parser each raise their own
+        raise InputError(f"--sigstore: cannot set up signing with Sigstore ({_reason(error)})") from None
+
+
+def signer_ready(key: KeyMaterial | Keyless) -> Any:
+    """The library's signer for *key*, loaded now (so a bad key or token is refused before the archive is read).
+
+    A :class:`Keyless` signer needs an identity token (checked offline first) and then the network.
+    """
+    if isinstance(key, Keyless):
+        return _keyless_signer(_library(sigstore=True), key)
     return _signer(_library(certificates=key.signing_certificate is not None), key)
 
 
@@ -161,6 +244,8 @@ def sign_digests(model_name: str, digests: Mapping[str, str], signer: Any) -> st
 
 
 def _verifier(lib: types.SimpleNamespace, anchor: Anchor) -> Any:
+    if anchor.identity is not None:
+        return _keyless_verifier(lib, anchor)
     shown = f"--public-key {anchor.public_key}" if anchor.public_key else "--certificate-chain"
     try:
         if anchor.public_key is not None:
@@ -171,6 +256,20 @@ def _verifier(lib: types.SimpleNamespace, anchor: Anchor) -> Any:
     except Exception as error:  # noqa: BLE001 - ValueError for a bad PEM, AttributeError for an RSA key
         raise InputError(f"{shown}: not usable ({_reason(error)}): expected a PEM elliptic-curve public key"
                          " (P-256, P-384 or P-521), or PEM certificates") from None
+
+
+def _keyless_verifier(lib: types.SimpleNamespace, anchor: Anchor) -> Any:
+    """Sigstore's verifier for *anchor*'s identity: a --trust-config is read from disk; otherwise the
+    production or staging trust root comes through TUF (the network)."""
+    config = Path(anchor.trust_config) if anchor.trust_config else None
+    try:
+        return lib.sign_sigstore.Verifier(identity=anchor.identity, oidc_issuer=anchor.identity_provider,
+                                          use_staging=anchor.staging, trust_config=config)
+    except OSError as error:
+        raise InputError(f"{error.filename or '--trust-config'}: {error.strerror or error}") from None
+    except Exception as error:  # noqa: BLE001 - pydantic/protobuf for a bad trust config, TUF errors
+        shown = f"--trust-config {anchor.trust_config}" if config else "the Sigstore trust root"
+        raise InputError(f"{shown}: not usable ({_reason(error)})") from None
 
 
 def _reason(error: BaseException) -> str:
@@ -185,12 +284,13 @@ def read_signature(path: str, anchor: Anchor) -> Signed:
     or signs something markit cannot compare (shards, another hash); :class:`InputError` if a file
     cannot be read or a key is not a key.
     """
-    lib = _library(certificates=anchor.public_key is None)
+    lib = _library(certificates=anchor.method == "certificate", sigstore=anchor.method == "sigstore")
     verifier = _verifier(lib, anchor)
     try:
         if os.path.getsize(path) > SIGNATURE_MAX:
             raise SignatureError(f"{path}: over {SIGNATURE_MAX >> 20} MiB, no OMS signature is that large")
-        signature = lib.sign_sigstore_pb.Signature.read(Path(path))
+        kind = lib.sign_sigstore if anchor.method == "sigstore" else lib.sign_sigstore_pb  # sigstore's Bundle or the pb one
+        signature = kind.Signature.read(Path(path))
     except OSError as error:
         raise InputError(f"--signature {path}: {error.strerror or error}") from None
     except SignatureError:
@@ -206,6 +306,9 @@ def read_signature(path: str, anchor: Anchor) -> Signed:
 
 
 def _invalid(error: BaseException, anchor: Anchor) -> str:
+    if type(error).__name__ == "VerificationError" and anchor.method == "sigstore":
+        return (f"not a Sigstore signature by {anchor.identity} (issuer {anchor.identity_provider}) that the"
+                f" trust root vouches for ({_reason(error)})")
     if type(error).__name__ == "InvalidSignature":
         made = "the public key given" if anchor.public_key else "the certificate in the bundle"
         return f"the envelope's signature does not verify with {made}: another key signed it, or the statement changed"

@@ -24,7 +24,7 @@ from markit.read.unpack import default_dest
 from markit.read.verify import Reading, read_archive
 from markit.storage.sinks import check_destination
 from markit.trust.compare import entry_digests
-from markit.trust.oms import KeyMaterial, sign_digests, signer_ready
+from markit.trust.oms import Keyless, KeyMaterial, sign_digests, signer_ready
 
 __all__ = ["SignRefused", "Signature", "default_signature", "sign_archive"]
 
@@ -47,7 +47,7 @@ class Signature:
     signature: str
     """The signature file written (a Sigstore bundle, JSON)."""
     method: str
-    """``key`` or ``certificate``: how ``model_signing verify`` is told to check it."""
+    """``key``, ``certificate`` or ``sigstore``: how ``model_signing verify`` is told to check it."""
     model_name: str
     """The statement's subject: the folder name ``unpack`` gives the archive by default."""
     files: int
@@ -104,10 +104,11 @@ def write_signature(target: str, text: str) -> None:
         raise
 
 
-def sign_archive(path: str, key: KeyMaterial, *, signature: str | None = None, force: bool = False,
+def sign_archive(path: str, key: KeyMaterial | Keyless, *, signature: str | None = None, force: bool = False,
                  limits: Limits | None = None, progress: Callable[[int, int], None] | None = None) -> Signature:
     """Sign every file of the archive at *path* (``-``: stdin) with *key*; the signature goes to *signature*
-    (default :func:`default_signature`). The key and the output are checked before the archive is read.
+    (default :func:`default_signature`). The key (or a :class:`Keyless` identity token) and the output are
+    checked before the archive is read.
 
     :class:`SignRefused` (with every problem) if ``verify`` finds an error; nothing is written then.
     """
@@ -122,5 +123,5 @@ def sign_archive(path: str, key: KeyMaterial, *, signature: str | None = None, f
     digests = entry_digests(reading.facts)
     model_name = _subject(path, reading.manifest)
     write_signature(target, sign_digests(model_name, digests, signer))
-    method = "key" if key.signing_certificate is None else "certificate"
+    method = "sigstore" if isinstance(key, Keyless) else "key" if key.signing_certificate is None else "certificate"
     return Signature(path, target, method, model_name, len(digests), reading.problems)

@@ -1,8 +1,9 @@
-"""Real servers on 127.0.0.1 for the remote tests: moto's S3 server (a subprocess) and an HTTP server that
-honours ``Range`` and counts what it serves.
+"""Real servers on 127.0.0.1 for the remote tests: moto's S3 server and gcp-storage-emulator's GCS JSON API
+server (subprocesses), and an HTTP server that honours ``Range`` and counts what it serves.
 
 markit reaches the S3 server only as a user would: ``AWS_ENDPOINT_URL`` and the ``AWS_*`` credential
-variables (:meth:`S3Server.env`); the tests make the bucket. The HTTP server's own counts
+variables (:meth:`S3Server.env`), and the GCS server only through ``STORAGE_EMULATOR_HOST``
+(:meth:`GCSServer.env`); the tests make the buckets. The HTTP server's own counts
 (:attr:`RangeServer.requests`, :attr:`RangeServer.bytes_sent`) are what the inspect bound is checked
 against, never markit's.
 """
@@ -10,6 +11,7 @@ against, never markit's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -18,12 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["LOCAL_ONLY", "RangeServer", "S3Server", "free_port", "range_server", "s3_server"]
+__all__ = ["LOCAL_ONLY", "GCSServer", "RangeServer", "S3Server", "free_port", "gcs_server", "range_server",
+           "s3_server"]
 
 LOCAL_ONLY = {
     # nothing leaves 127.0.0.1: no proxy, no EC2 metadata lookup for credentials
@@ -85,6 +89,98 @@ class S3Server:
 @contextlib.contextmanager
 def s3_server() -> Iterator[S3Server]:
     server = S3Server(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# gcp-storage-emulator, run in memory, with the one call of GCS's it lacks and gcsfs makes: DELETE of a
+# resumable upload session (cancel it; GCS answers 499), which gcsfs's discard sends when markit aborts
+_GCS_EMULATOR = """
+import sys
+from gcp_storage_emulator import server
+from gcp_storage_emulator.handlers import objects
+
+def cancel(request, response, storage, *args, **kwargs):
+    storage.delete_resumable_file_obj(request.query.get("upload_id")[0])
+    response.status = 499
+
+server.HANDLERS = tuple((regex, {**handlers, "DELETE": cancel} if objects.upload_partial in handlers.values()
+                         else handlers) for regex, handlers in server.HANDLERS)
+server.Server("127.0.0.1", int(sys.argv[1]), in_memory=True).run()
+"""
+
+
+class GCSServer:
+    """gcp-storage-emulator's GCS JSON API server on 127.0.0.1 (``python -c`` :data:`_GCS_EMULATOR`)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        """What a user of an emulator sets: its address, and gcsfs's plain filesystem (its default one first asks
+        the gRPC storage-control API for each bucket's layout, which no emulator serves: 60 s per bucket)."""
+        return {**LOCAL_ONLY, "STORAGE_EMULATOR_HOST": self.endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", _GCS_EMULATOR, str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{self.endpoint}/", timeout=1).close()
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"GCS emulator exited with {self.process.returncode}")
+            time.sleep(0.1)
+        raise RuntimeError("GCS emulator did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def call(self, method: str, path: str, body: bytes | None = None, query: str = "") -> bytes:
+        """One request of the JSON API (the tests' own client: no gcsfs, so nothing is cached between calls)."""
+        url = f"{self.endpoint}{path}" + (f"?{query}" if query else "")
+        request = urllib.request.Request(url, data=body, method=method,
+                                         headers={"Content-Type": "application/json" if method == "POST" and
+                                                  "upload" not in path else "application/octet-stream"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return bytes(response.read())
+
+    def make_bucket(self, name: str) -> None:
+        self.call("POST", "/storage/v1/b", json.dumps({"name": name}).encode(), "project=test")
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.call("POST", f"/upload/storage/v1/b/{bucket}/o", data,
+                  "uploadType=media&name=" + urllib.parse.quote(key, safe=""))
+
+    def objects(self, bucket: str) -> dict[str, bytes]:
+        """Every object of *bucket*, by name."""
+        listing = json.loads(self.call("GET", f"/storage/v1/b/{bucket}/o"))
+        return {item["name"]: self.call("GET", f"/download/storage/v1/b/{bucket}/o/"
+                                        + urllib.parse.quote(item["name"], safe=""), query="alt=media")
+                for item in listing.get("items", [])}
+
+    def drop_bucket(self, bucket: str) -> None:
+        for name in self.objects(bucket):
+            self.call("DELETE", f"/storage/v1/b/{bucket}/o/" + urllib.parse.quote(name, safe=""))
+        self.call("DELETE", f"/storage/v1/b/{bucket}")
+
+
+@contextlib.contextmanager
+def gcs_server() -> Iterator[GCSServer]:
+    server = GCSServer(free_port())
     server.start()
     try:
         yield server
