@@ -5,6 +5,8 @@
 - ``model_signing sign`` signs a model folder; ``markit create`` archives it (.mar, .tar.gz); ``markit verify
   --signature`` accepts the archive. ``MAR-INF/`` is markit's, not the folder's: signed as is, its two files
   are ``unsigned-entry``; signed with ``--ignore-paths DIR/MAR-INF``, the archive verifies.
+- Keyless (sigstore method), both ways, against the stand-in Sigstore on 127.0.0.1 (``--trust_config``), never
+  the public one: markit's signature verifies with ``model_signing verify sigstore``, the CLI's with markit.
 - The statement: the DSSE payload (the in-toto statement) markit signs for an archive is, value for value,
   the one ``model_signing sign`` signs for the unpacked folder, and byte for byte once its keys are sorted
   (ECDSA signatures differ on every run, and model-signing's own key order does too).
@@ -26,6 +28,7 @@ import pytest
 
 import markit
 from tests.support.oms import make_chain, make_keys
+from tests.support.sigstore_local import identity_token, local_sigstore
 from tests.support.venvs import ensure_venv
 
 pytestmark = pytest.mark.realtools
@@ -114,6 +117,32 @@ def test_model_signing_certificate_signature_verifies_with_markit(mar_and_chain:
     stranger = make_chain(tmp_path, "stranger")
     report = markit.verify(str(archive), signature=str(sig), certificate_chain=[str(stranger.root)])
     assert [p.code for p in report.problems] == ["signature-invalid"]
+
+
+def test_keyless_both_ways_through_a_stand_in_sigstore(example: Path, tmp_path: Path) -> None:
+    """The sigstore method with the real CLI, against the stand-in Sigstore on 127.0.0.1 named by --trust_config
+    (tests/support/sigstore_local.py; never the public Sigstore): markit's keyless signature verifies with
+    ``model_signing verify sigstore`` after unpack, and the CLI's verifies with ``markit verify --identity``."""
+    with local_sigstore() as sigstore:
+        config = sigstore.trust_config(tmp_path / "trust.json")
+        token = identity_token("release@example.com", sigstore.oidc_issuer)
+        who = ("--identity", "release@example.com")
+        archive = build(example, tmp_path / "m.mar")
+        ours = markit.sign(str(archive), sigstore=True, identity_token=token, trust_config=str(config)).signature
+        folder = tmp_path / "unpacked"
+        markit.unpack(str(archive), str(folder))
+        done = model_signing("verify", "sigstore", folder, "--signature", ours, *who, "--identity_provider",
+                             sigstore.oidc_issuer, "--trust_config", config)
+        assert "Verification succeeded" in done.stdout
+        stranger = model_signing("verify", "sigstore", folder, "--signature", ours, "--identity", "x@example.com",
+                                 "--identity_provider", sigstore.oidc_issuer, "--trust_config", config, check=False)
+        assert stranger.returncode == 1
+        theirs = tmp_path / "theirs.sig"
+        model_signing("sign", "sigstore", example, "--signature", theirs, "--identity_token", token, "--trust_config",
+                      config, "--ignore-paths", example / "MAR-INF")
+    report = markit.verify(str(archive), signature=str(theirs), identity=who[1],
+                           identity_provider=sigstore.oidc_issuer, trust_config=str(config))
+    assert report.problems == ()
 
 
 @pytest.mark.parametrize("name", ["m.mar", "m.tar.gz"])

@@ -205,7 +205,7 @@ def _identity_token(key: Keyless) -> str:
     try:
         IdentityToken(token, _AUDIENCE)
     except IdentityError as error:
-        raise InputError(f"--identity-token: not a usable Sigstore identity token ({_reason(error)})") from None
+        raise InputError(f"--sigstore: not a usable Sigstore identity token ({_reason(error)})") from None
     return token
 
 
