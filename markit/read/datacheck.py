@@ -111,9 +111,9 @@ class DataCheck:
         self.current: MemberCheck | None = None
         """The member whose data is flowing, from its sink's opening until its :meth:`MemberCheck.done`."""
         self.keep_left = WORKFLOW_KEEP_BUDGET
+        """Bytes of workflow candidates (:func:`~markit.read.facts.kept_cap`) that may still be kept."""
         self.weights: dict[str, WeightFacts] = {}
         """What each complete weight file says (format, imports, safetensors header), by name in the archive."""
-        """Bytes of workflow candidates (:func:`~markit.read.facts.kept_cap`) that may still be kept."""
 
     def keep_cap(self, name: str) -> int:
         """How much of member *name* to keep: :func:`~markit.read.facts.kept_cap`; nothing of a workflow
