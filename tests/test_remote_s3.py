@@ -289,3 +289,27 @@ def test_an_archive_written_into_its_own_remote_folder_is_left_out(s3: S3Server,
     names = {e["name"] for e in json.loads(markit_run(s3, "inspect", f"s3://{bucket}/ckpt/m.mar", "--json").stdout)
              ["entries"]}
     assert names == {"MAR-INF/MANIFEST.json", "handler.py", "MAR-INF/RECORD"}
+
+
+def test_an_object_replaced_while_it_is_archived_is_one_error(s3: S3Server, bucket: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read in 8 MiB range requests pinned to the first one's ETag (If-Match): S3 refuses the rest (412)."""
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key="ckpt/handler.py", Body=b"def handle(data, context):\n    return data\n")
+    weights = os.urandom(30 * MIB)
+    client.put_object(Bucket=bucket, Key="ckpt/weights.bin", Body=weights)
+
+    replaced = []
+
+    def replace(done: int, total: int) -> None:
+        if done >= 9 * MIB and not replaced:  # blocks 2 and 3 of 8 MiB are asked for; 4 will be, of the new one
+            client.put_object(Bucket=bucket, Key="ckpt/weights.bin", Body=weights[::-1])
+            replaced.append(done)
+
+    out = tmp_path / "m.mar"
+    with pytest.raises(markit.InputError, match=r"weights\.bin: changed while being read"):
+        markit.create(model_name="m", handler="handler:handle", model_path=f"s3://{bucket}/ckpt/", output=str(out),
+                      progress=replace)
+    assert not out.exists()

@@ -15,7 +15,7 @@ import threading
 import urllib.parse
 from typing import Any
 
-__all__ = ["HTTPStore"]
+__all__ = ["HTTPStore", "PreconditionFailed"]
 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
@@ -23,8 +23,15 @@ TIMEOUT = 60.0  # seconds without a byte before a request fails
 _COPY = 1 << 20  # bytes read from a response per call
 
 
+class PreconditionFailed(OSError):
+    """412: the object is no longer the version ``If-Match`` named (:mod:`markit.storage.pinned` says so)."""
+
+
 class HTTPStore:
-    """An fsspec-shaped view of http(s) URLs: :meth:`info` and :meth:`cat_file` (paths are the URLs)."""
+    """An fsspec-shaped view of http(s) URLs: :meth:`info` and :meth:`cat_file` (paths are the URLs), and
+    :meth:`cat_range`, a range with its ``ETag`` (:mod:`markit.storage.pinned`)."""
+
+    protocol = ("http", "https")
 
     def __init__(self) -> None:
         self._local = threading.local()  # a connection per thread (the one-pass reader fetches ahead on another)
@@ -73,17 +80,32 @@ class HTTPStore:
 
     def cat_file(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of *url* (the whole body without a range), in one ``GET``."""
-        ranged = start is not None and end is not None
-        headers = {"Range": f"bytes={start}-{end - 1}"} if ranged else {}  # type: ignore[operator]
+        if start is not None and end is not None:
+            return self.cat_range(url, start, end, None)[0]
+        response, _ = self._request("GET", url, {})
+        _check(response, url)
+        return _body(response)
+
+    def cat_range(self, url: str, start: int, end: int, if_match: str | None) -> tuple[bytes, str | None]:
+        """Bytes ``[start, end)`` of *url* and the response's ``ETag``; only if it is still *if_match*, if given
+        (:class:`PreconditionFailed` when the server answers 412)."""
+        headers = {"Range": f"bytes={start}-{end - 1}", **({"If-Match": if_match} if if_match else {})}
         response, _ = self._request("GET", url, headers)
-        if ranged and response.status == 200:
+        if response.status == 200:
             response.close()
             raise OSError("the server ignores Range requests (it answered 200 with the whole object)")
+        if response.status == 412 and if_match:
+            response.read()
+            raise PreconditionFailed(f"it was ETag {if_match}; If-Match failed")
         _check(response, url)
-        out = bytearray()
-        while chunk := response.read(_COPY):
-            out += chunk
-        return bytes(out)
+        return _body(response), response.getheader("ETag")
+
+
+def _body(response: http.client.HTTPResponse) -> bytes:
+    out = bytearray()
+    while chunk := response.read(_COPY):
+        out += chunk
+    return bytes(out)
 
 
 def _check(response: http.client.HTTPResponse, url: str) -> None:

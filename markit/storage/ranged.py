@@ -6,7 +6,9 @@ of a zip reads its first bytes (format, and ``MAR-INF/MANIFEST.json``, which mar
 first), the tail (end records, central directory) and perhaps ``MAR-INF/RECORD``; a few
 requests, whatever the archive's size. :class:`StreamFile` reads from the start to the end in
 :data:`BLOCK` requests, the next one fetched while the last is consumed, so every byte is
-fetched once and memory holds two blocks. Both count requests and bytes (:class:`Fetched`).
+fetched once and memory holds two blocks. Both count requests and bytes (:class:`Fetched`), and both
+read one version of the object: the first response's, which every later request asks for
+(:mod:`markit.storage.pinned`), so an object replaced mid-read is an error, never a mixed archive.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from markit.storage.pinned import Changed, fetch
 from markit.storage.remote import RemoteError, remote_error
 
 if TYPE_CHECKING:
@@ -50,14 +53,21 @@ class _Remote:
     def __init__(self, fs: AbstractFileSystem, path: str, url: str, size: int, fetched: Fetched | None) -> None:
         self.fs, self.path, self.url, self.size = fs, path, url, size
         self.fetched = fetched or Fetched()
+        self.version: str | None = None  # what the first response named (ETag, generation): later ones must match
         self.closed = False
 
     def _fetch(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)``, in one request; :class:`RemoteError` if the store fails or sends other bytes."""
+        """Bytes ``[start, end)``, in one request, of the version the first request read
+        (:mod:`markit.storage.pinned`); :class:`RemoteError` if the store fails, sends other bytes, or the object
+        changed since."""
         try:
-            data = bytes(self.fs.cat_file(self.path, start=start, end=end))
+            data, version = fetch(self.fs, self.path, start, end, self.version)
+        except Changed as error:
+            raise RemoteError(f"{self.url}: changed while being read ({error})") from None
         except Exception as error:  # noqa: BLE001 - backends raise their own types
             raise remote_error(self.url, error) from None
+        if self.version is None:  # the first request (later ones are made after it: one ahead at most)
+            self.version = version
         self.fetched.count(len(data))
         if len(data) != end - start:
             raise RemoteError(f"{self.url}: asked for bytes {start:,}-{end - 1:,}, the server sent {len(data):,}"

@@ -7,7 +7,7 @@ fits in one part) or the backend's buffered file (gcsfs: a resumable upload). :m
 completes the upload, and only then does the object appear; :meth:`UploadSink.abort` (an error, Ctrl-C, SIGTERM)
 aborts it, so no partial object is ever visible and an existing one stays as it was. Without
 ``-f`` an existing object is refused before any byte is read, and S3 is asked to complete only
-``If-None-Match: *``, so one created meanwhile is not replaced either.
+``If-None-Match: *`` (GCS: ``ifGenerationMatch=0``), so one created meanwhile is not replaced either.
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ class UploadSink(Sink):
         try:
             if scheme_of(url) == "s3":
                 self._file: Any = S3Parts(fs, path, self.part, exclusive=not force)
-            else:  # gcsfs: a resumable upload, committed on close, cancelled by discard
-                self._file = fs.open(path, "wb", block_size=self.part)
+            else:  # gcsfs: a resumable upload, committed on close, cancelled by discard; "xb": ifGenerationMatch=0
+                self._file = fs.open(path, "wb" if force else "xb", block_size=self.part)
         except Exception as error:  # noqa: BLE001 - backends raise their own types
             raise OutputError(str(remote_error(url, error, "cannot write it", _NO_BUCKET))) from None
 

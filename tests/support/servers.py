@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -96,19 +96,38 @@ def s3_server() -> Iterator[S3Server]:
         server.stop()
 
 
-# gcp-storage-emulator, run in memory, with the one call of GCS's it lacks and gcsfs makes: DELETE of a
-# resumable upload session (cancel it; GCS answers 499), which gcsfs's discard sends when markit aborts
+# gcp-storage-emulator, run in memory, with two things of GCS's it lacks: DELETE of a resumable upload session
+# (cancel it; GCS answers 499), which gcsfs's discard sends when markit aborts; and, on a media download, the
+# object's generation (GCS's x-goog-generation header, and 404 for a `generation=` that is not the object's)
 _GCS_EMULATOR = """
 import sys
+import types
 from gcp_storage_emulator import server
 from gcp_storage_emulator.handlers import objects
 
 def cancel(request, response, storage, *args, **kwargs):
     storage.delete_resumable_file_obj(request.query.get("upload_id")[0])
-    response.status = 499
+    response.status = types.SimpleNamespace(value=499, phrase="Client Closed Request")
 
-server.HANDLERS = tuple((regex, {**handlers, "DELETE": cancel} if objects.upload_partial in handlers.values()
-                         else handlers) for regex, handlers in server.HANDLERS)
+def download(request, response, storage, *args, **kwargs):
+    try:
+        generation = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])["generation"]
+    except Exception:
+        generation = None  # no such object: the emulator's own answer
+    wanted = request.query.get("generation")
+    if generation and wanted and wanted[0] != generation:
+        response.status = types.SimpleNamespace(value=404, phrase="Not Found")
+        return
+    objects.download(request, response, storage, *args, **kwargs)
+    if generation:
+        response["x-goog-generation"] = generation
+
+def patched(handlers):
+    if objects.upload_partial in handlers.values():
+        return {**handlers, "DELETE": cancel}
+    return {method: download if handler is objects.download else handler for method, handler in handlers.items()}
+
+server.HANDLERS = tuple((regex, patched(handlers)) for regex, handlers in server.HANDLERS)
 server.Server("127.0.0.1", int(sys.argv[1]), in_memory=True).run()
 """
 
@@ -122,9 +141,12 @@ class GCSServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        """What a user of an emulator sets: its address, and gcsfs's plain filesystem (its default one first asks
-        the gRPC storage-control API for each bucket's layout, which no emulator serves: 60 s per bucket)."""
-        return {**LOCAL_ONLY, "STORAGE_EMULATOR_HOST": self.endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+        """What a user of an emulator sets: its address; gcsfs's plain filesystem (its default one first asks
+        the gRPC storage-control API for each bucket's layout, which no emulator serves: 60 s per bucket); and
+        anonymous access (fsspec's configuration for gs://), so google-auth searches for no credentials: no GCE
+        metadata probe, nothing sent beyond 127.0.0.1."""
+        return {**LOCAL_ONLY, "STORAGE_EMULATOR_HOST": self.endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+                "FSSPEC_GS_TOKEN": "anon"}
 
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-c", _GCS_EMULATOR, str(self.port)],
@@ -162,8 +184,15 @@ class GCSServer:
         self.call("POST", "/storage/v1/b", json.dumps({"name": name}).encode(), "project=test")
 
     def put(self, bucket: str, key: str, data: bytes) -> None:
-        self.call("POST", f"/upload/storage/v1/b/{bucket}/o", data,
-                  "uploadType=media&name=" + urllib.parse.quote(key, safe=""))
+        """Upload one object (multipart: the emulator's media upload fails on an empty body)."""
+        boundary = "markit-test-boundary"
+        body = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{json.dumps({'name': key})}\r\n"
+                f"--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n").encode() + data + \
+            f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=multipart",
+                                         data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/related; boundary={boundary}"})
+        urllib.request.urlopen(request, timeout=30).close()
 
     def objects(self, bucket: str) -> dict[str, bytes]:
         """Every object of *bucket*, by name."""
@@ -189,7 +218,8 @@ def gcs_server() -> Iterator[GCSServer]:
 
 
 class RangeServer(ThreadingHTTPServer):
-    """Serves the files of :attr:`root` with ``Range`` (one range per request) and counts what it sent."""
+    """Serves the files of :attr:`root` with ``Range`` (one range per request), ``ETag`` and ``If-Match``, and counts
+    what it sent."""
 
     daemon_threads = True
 
@@ -199,6 +229,10 @@ class RangeServer(ThreadingHTTPServer):
         self.requests = 0
         self.bytes_sent = 0
         self.lock = threading.Lock()
+        self.if_match = True  # honour If-Match (412 when the file's ETag differs); False: ignore it, as some servers do
+        self.etags = True  # send an ETag (the file's inode, size and mtime)
+        self.started = 0  # requests received
+        self.before: Callable[[int], None] | None = None  # called with each request's number, before it is served
 
     @property
     def base(self) -> str:
@@ -227,12 +261,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(body=True)
 
     def _serve(self, *, body: bool) -> None:
+        with self.server.lock:
+            self.server.started += 1
+            if self.server.before is not None:
+                self.server.before(self.server.started)
         path = self.server.root / self.path.split("?")[0].lstrip("/")
         if not path.is_file():
             self.server.count(0)
             self.send_error(404)
             return
-        size = path.stat().st_size
+        stat = path.stat()
+        size, etag = stat.st_size, f'"{stat.st_ino:x}-{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        if self.server.if_match and self.headers.get("If-Match") not in (None, "*", etag):
+            self.server.count(0)
+            self.send_error(412)
+            return
         start, end = 0, size
         wanted = self.headers.get("Range")
         if wanted and (m := _RANGE.match(wanted.strip())):
@@ -246,6 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")
+        if self.server.etags:
+            self.send_header("ETag", etag)
         self.end_headers()
         sent = 0
         if body:
