@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["LOCAL_ONLY", "GCSServer", "RangeServer", "S3Server", "free_port", "gcs_server", "range_server",
+__all__ = ["LOCAL_ONLY", "GCSServer", "RangeServer", "S3Server", "ServerProcess", "free_port", "gcs_server", "range_server",
            "s3_server"]
 
 LOCAL_ONLY = {
@@ -43,31 +43,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class S3Server:
-    """moto's standalone S3 server, run as ``python -m moto.server`` on 127.0.0.1."""
+class ServerProcess:
+    """A server in a subprocess on 127.0.0.1: started, polled at :attr:`probe` until it answers, stopped."""
+
+    name = "server"
+    probe = "/"
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def env(self) -> dict[str, str]:
-        """What a user sets to reach this store: the endpoint and (moto's accepts any) credentials."""
-        return {**LOCAL_ONLY, "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    def argv(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
+                urllib.request.urlopen(f"{self.endpoint}{self.probe}", timeout=1).close()
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(f"moto server exited with {self.process.returncode}")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
             time.sleep(0.1)
-        raise RuntimeError("moto server did not answer within 30 s")
+        raise RuntimeError(f"{self.name} did not answer within 30 s")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -78,6 +78,21 @@ class S3Server:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+class S3Server(ServerProcess):
+    """moto's standalone S3 server, run as ``python -m moto.server`` on 127.0.0.1."""
+
+    name = "moto server"
+    probe = "/moto-api/"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def env(self) -> dict[str, str]:
+        """What a user sets to reach this store: the endpoint and (moto's accepts any) credentials."""
+        return {**LOCAL_ONLY, "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
     def client(self):  # type: ignore[no-untyped-def]  # a boto3 client, for what the tests set up and look at
         import boto3
@@ -132,13 +147,13 @@ server.Server("127.0.0.1", int(sys.argv[1]), in_memory=True).run()
 """
 
 
-class GCSServer:
+class GCSServer(ServerProcess):
     """gcp-storage-emulator's GCS JSON API server on 127.0.0.1 (``python -c`` :data:`_GCS_EMULATOR`)."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
+    name = "GCS emulator"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", _GCS_EMULATOR, str(self.port)]
 
     def env(self) -> dict[str, str]:
         """What a user of an emulator sets: its address; gcsfs's plain filesystem (its default one first asks
@@ -147,29 +162,6 @@ class GCSServer:
         metadata probe, nothing sent beyond 127.0.0.1."""
         return {**LOCAL_ONLY, "STORAGE_EMULATOR_HOST": self.endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
                 "FSSPEC_GS_TOKEN": "anon"}
-
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", _GCS_EMULATOR, str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{self.endpoint}/", timeout=1).close()
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"GCS emulator exited with {self.process.returncode}")
-            time.sleep(0.1)
-        raise RuntimeError("GCS emulator did not answer within 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
     def call(self, method: str, path: str, body: bytes | None = None, query: str = "") -> bytes:
         """One request of the JSON API (the tests' own client: no gcsfs, so nothing is cached between calls)."""
