@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.servers import RangeServer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "squeezenet-like"
@@ -29,3 +34,14 @@ def example(tmp_path: Path) -> Path:
     dest = tmp_path / "squeezenet-like"
     shutil.copytree(EXAMPLE, dest)
     return dest
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[RangeServer]:
+    """An HTTP server on 127.0.0.1 that honours Range and counts what it sends, serving ``tmp_path/www``."""
+    from tests.support.servers import range_server
+
+    root = tmp_path / "www"
+    root.mkdir()
+    with range_server(root) as server:
+        yield server

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from markit.storage.remote import is_url, scheme_of
 from markit.storage.upload import MAX_PARTS, MIN_PART, OVERHEAD, part_size
 from tests.conftest import EXAMPLE
 from tests.support.hostile import ZEntry, build_zip, record_bytes, sound_files, tgz_of, zip_of
-from tests.support.servers import RangeServer, clean_env, range_server
+from tests.support.servers import RangeServer, clean_env
 
 pytest.importorskip("fsspec")
 MIB = 1 << 20
@@ -28,14 +27,6 @@ MIB = 1 << 20
 def markit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "markit", *args], capture_output=True, text=True, timeout=300,
                           env={**clean_env(), **(env or {})}, check=False)
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[RangeServer]:
-    root = tmp_path / "www"
-    root.mkdir()
-    with range_server(root) as server:
-        yield server
 
 
 @pytest.mark.parametrize(("text", "scheme"), [("s3://b/k.mar", "s3"), ("gs://b/k", "gs"), ("HTTPS://h/x", "https"),

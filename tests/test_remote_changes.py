@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,9 @@ import pytest
 from markit.storage.http import HTTPStore
 from markit.storage.ranged import Fetched, RangeFile, StreamFile
 from markit.storage.remote import RemoteError
-from tests.support.servers import RangeServer, clean_env, range_server
+from tests.support.servers import RangeServer, clean_env
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[RangeServer]:
-    root = tmp_path / "www"
-    root.mkdir()
-    with range_server(root) as server:
-        yield server
 
 
 def _mar(folder: Path, name: str, weights: bytes) -> bytes:

@@ -20,7 +20,7 @@ import pytest
 
 import markit
 from tests.conftest import EXAMPLE
-from tests.support.servers import GCSServer, clean_env, gcs_server
+from tests.support.servers import GCSServer, clean_env, gcs_server, model_tree
 
 pytest.importorskip("gcsfs")
 pytest.importorskip("gcp_storage_emulator")
@@ -183,28 +183,10 @@ def test_errors_are_one_line(gcs: GCSServer, bucket: str) -> None:
         assert done.returncode in (1, 2) and message in err and err.count("\n") == 1, (args, err)
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    """A model tree with nested folders, an empty file, a file over 1 MiB (streamed), and folders left out."""
-    files = {
-        "handler.py": b"def handle(data, context):\n    return data\n",
-        "config/labels.txt": b"cat\ndog\n",
-        "config/deep/empty.json": b"",
-        "weights.bin": os.urandom(3 * MIB + 5),
-        "tokenizer.json": b'{"a": 1}' * 40_000,
-        ".git/config": b"hidden",
-        "__pycache__/x.cpython-311.pyc": b"byte-code",
-    }
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-        (root / name).chmod(0o644)
-    return files
-
-
 def test_create_from_a_gcs_folder_is_the_local_archive_byte_for_byte(gcs: GCSServer, bucket: str,
                                                                       tmp_path: Path) -> None:
     model = tmp_path / "model"
-    files = _tree(model)
+    files = model_tree(model)
     for name, data in files.items():
         gcs.put(bucket, f"ckpt/{name}", data)
     for fmt, handler in (("default", "handler:handle"), ("tgz", "handler.py")):

@@ -18,7 +18,7 @@ import pytest
 
 import markit
 from tests.conftest import EXAMPLE
-from tests.support.servers import S3Server, clean_env, s3_server
+from tests.support.servers import S3Server, clean_env, model_tree, s3_server
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
@@ -164,28 +164,10 @@ def test_presigned_http_url_of_an_object_inspects_and_unpacks(s3: S3Server, buck
     assert (tmp_path / "sq" / "handler.py").read_bytes() == (EXAMPLE / "handler.py").read_bytes()
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    """A model tree with nested folders, an empty file, a file over 1 MiB (streamed), and folders left out."""
-    files = {
-        "handler.py": b"def handle(data, context):\n    return data\n",
-        "config/labels.txt": b"cat\ndog\n",
-        "config/deep/empty.json": b"",
-        "weights.bin": os.urandom(3 * MIB + 5),
-        "tokenizer.json": b'{"a": 1}' * 40_000,
-        ".git/config": b"hidden",
-        "__pycache__/x.cpython-311.pyc": b"byte-code",
-    }
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-        (root / name).chmod(0o644)
-    return files
-
-
 def test_create_from_an_s3_folder_is_the_local_archive_byte_for_byte(s3: S3Server, bucket: str,
                                                                       tmp_path: Path) -> None:
     model = tmp_path / "model"
-    files = _tree(model)
+    files = model_tree(model)
     client = s3.client()
     for name, data in files.items():
         client.put_object(Bucket=bucket, Key=f"ckpt/{name}", Body=data)

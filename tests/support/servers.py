@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["LOCAL_ONLY", "GCSServer", "RangeServer", "S3Server", "ServerProcess", "free_port", "gcs_server", "range_server",
-           "s3_server"]
+__all__ = ["LOCAL_ONLY", "MIB", "GCSServer", "RangeServer", "S3Server", "ServerProcess", "free_port", "gcs_server",
+           "model_tree", "range_server", "s3_server"]
+
+MIB = 1 << 20
 
 LOCAL_ONLY = {
     # nothing leaves 127.0.0.1: no proxy, no EC2 metadata lookup for credentials
@@ -298,6 +300,24 @@ class _Handler(BaseHTTPRequestHandler):
                         break
                     sent += len(chunk)
         self.server.count(sent)
+
+
+def model_tree(root: Path) -> dict[str, bytes]:
+    """A model tree with nested folders, an empty file, a file over 1 MiB (streamed), and folders left out."""
+    files = {
+        "handler.py": b"def handle(data, context):\n    return data\n",
+        "config/labels.txt": b"cat\ndog\n",
+        "config/deep/empty.json": b"",
+        "weights.bin": os.urandom(3 * MIB + 5),
+        "tokenizer.json": b'{"a": 1}' * 40_000,
+        ".git/config": b"hidden",
+        "__pycache__/x.cpython-311.pyc": b"byte-code",
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+        (root / name).chmod(0o644)
+    return files
 
 
 @contextlib.contextmanager
